@@ -1,0 +1,70 @@
+//! Listing and pruning the backups of one database in the backups folder.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::manifest::{self, Manifest};
+
+/// A backup found in the folder (final name), newest first when listed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listed {
+    pub path: PathBuf,
+    pub created_at: DateTime<Utc>,
+    pub reason: String,
+    pub manifest: Option<Manifest>,
+}
+
+/// Backups of `database` in `folder`, newest first. Temporary files and
+/// `.damaged` copies are never listed.
+pub fn list(folder: &Path, database: &Path) -> std::io::Result<Vec<Listed>> {
+    let stem = manifest::stem(database);
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(folder) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((created_at, reason)) = manifest::parse_name(&stem, &name) else {
+            continue;
+        };
+        let path = entry.path();
+        let manifest = super::read_manifest(&path).ok();
+        out.push(Listed {
+            path,
+            created_at,
+            reason,
+            manifest,
+        });
+    }
+    out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.path.cmp(&a.path)));
+    Ok(out)
+}
+
+/// Deletes backups of `database` beyond the newest `keep`, never `just_taken`.
+/// Returns the deleted paths.
+pub fn prune(
+    folder: &Path,
+    database: &Path,
+    keep: usize,
+    just_taken: &Path,
+) -> std::io::Result<Vec<PathBuf>> {
+    let mut deleted = Vec::new();
+    let all = list(folder, database)?;
+    for old in all
+        .into_iter()
+        .filter(|b| b.path != just_taken)
+        .skip(keep.saturating_sub(1))
+    {
+        // The backup goes first: a manifest without its backup is ignored, a
+        // backup without its manifest would still be listed.
+        fs::remove_file(&old.path)?;
+        let _ = fs::remove_file(manifest::path_for(&old.path));
+        deleted.push(old.path);
+    }
+    super::sync_dir(folder);
+    Ok(deleted)
+}

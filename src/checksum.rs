@@ -1,0 +1,82 @@
+//! Checksums of migration text (SPEC "Checksums"): SHA-256 of the text with a
+//! leading byte-order mark removed and CRLF normalized to LF, as lowercase hex.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct Checksum(String);
+
+impl Checksum {
+    /// Checksum of migration text; normalizes first, so callers may pass raw text.
+    pub fn of(text: &str) -> Checksum {
+        Checksum(hex(&Sha256::digest(normalize(text).as_bytes())))
+    }
+
+    /// A checksum read back from the tracking table.
+    pub fn from_hex(hex: String) -> Checksum {
+        Checksum(hex)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Removes a leading UTF-8 byte-order mark and turns CRLF into LF, so that a file
+/// saved by another editor or checked out on Windows keeps its checksum.
+pub fn normalize(text: &str) -> Cow<'_, str> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.contains("\r\n") {
+        Cow::Owned(text.replace("\r\n", "\n"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Lowercase hex of a byte string (digests, mostly).
+pub fn hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_digest() {
+        assert_eq!(
+            Checksum::of("abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn crlf_and_bom_do_not_change_the_checksum() {
+        let lf = Checksum::of("CREATE TABLE a(x);\nINSERT INTO a VALUES (1);\n");
+        let crlf = Checksum::of("CREATE TABLE a(x);\r\nINSERT INTO a VALUES (1);\r\n");
+        let bom = Checksum::of("\u{feff}CREATE TABLE a(x);\r\nINSERT INTO a VALUES (1);\n");
+        assert_eq!(lf, crlf);
+        assert_eq!(lf, bom);
+    }
+
+    #[test]
+    fn a_lone_cr_or_inner_bom_is_content() {
+        assert_ne!(Checksum::of("a\rb"), Checksum::of("a\nb"));
+        assert_ne!(Checksum::of("a\u{feff}"), Checksum::of("a"));
+    }
+}

@@ -1,0 +1,197 @@
+//! Command-line arguments (clap derive). Doc comments become the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "backstop",
+    version,
+    about = "A safety-first migration assistant for SQLite",
+    long_about = "A safety-first migration assistant for SQLite.\n\n\
+        Every run that changes the database is preceded by a verified, timestamped backup; \
+        applied migrations are checksummed so edits are caught; each migration commits \
+        together with its tracking row; a failed run can be undone in one keystroke.",
+    after_help = "Examples:\n  backstop new add_users          create migrations/<timestamp>_add_users.sql\n  backstop status                 what is applied, pending or edited\n  backstop up                     back up, then apply pending migrations\n  backstop up --dry-run           rehearse on a copy; the real file is untouched\n  backstop restore                pick a backup to put back",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings and global flags, accepted before or after the subcommand.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Database file, or a sqlite: URL [env: BACKSTOP_DATABASE, DATABASE_URL] [default: dev.db]
+    #[arg(short = 'd', long, global = true, value_name = "FILE")]
+    pub database: Option<String>,
+    /// Migrations folder [env: BACKSTOP_MIGRATIONS] [default: migrations]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+    /// Backups folder [env: BACKSTOP_BACKUPS] [default: backups]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub backups: Option<PathBuf>,
+    /// Backups to keep per database [env: BACKSTOP_KEEP] [default: 20]
+    #[arg(long, global = true, value_name = "N")]
+    pub keep: Option<usize>,
+    /// How long to wait for a locked database, in milliseconds [env: BACKSTOP_BUSY_TIMEOUT_MS] [default: 5000]
+    #[arg(long, global = true, value_name = "MS")]
+    pub busy_timeout_ms: Option<u64>,
+    /// Config file [default: backstop.toml in the current folder, if present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Answer yes to confirmations
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+    /// Never prompt; fail where a prompt would be needed, naming the flag that decides
+    #[arg(long, global = true)]
+    pub no_input: bool,
+    /// Machine-readable output: one JSON document on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing on success
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail (each statement with its timing)
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// When to use colors [env: NO_COLOR disables]
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnFailure {
+    /// Ask on a terminal; keep without one
+    Ask,
+    /// Put the pre-run backup back, undoing the whole run
+    Restore,
+    /// Keep the database at the last migration that committed
+    Keep,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new migration file with up/down markers
+    #[command(
+        after_help = "Examples:\n  backstop new add_users\n  backstop new \"add index on email\"   → migrations/<UTC timestamp>_add_index_on_email.sql"
+    )]
+    New {
+        /// What the migration does, e.g. add_users
+        name: String,
+    },
+    /// Show the database and the state of every migration
+    #[command(
+        after_help = "Examples:\n  backstop status\n  backstop status --json | jq '.counts'\n  backstop status --exit-code   exit 3 when anything is pending, edited, missing or out-of-order"
+    )]
+    Status {
+        /// Exit 3 when anything is pending, edited, missing or out-of-order
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Back up the database, then apply pending migrations
+    #[command(
+        after_help = "Examples:\n  backstop up\n  backstop up --to 20240301120000\n  backstop up --dry-run              rehearse on a temporary copy\n  backstop up --on-failure restore   undo the whole run if a migration fails\n  backstop -d app.db up --yes --json"
+    )]
+    Up(UpArgs),
+    /// Run down sections, newest first, after a backup
+    #[command(
+        after_help = "Examples:\n  backstop down              undo the newest migration\n  backstop down --steps 3\n  backstop down --to 20240101000000   undo everything newer than this version"
+    )]
+    Down {
+        /// How many migrations to undo
+        #[arg(long, conflicts_with = "to")]
+        steps: Option<usize>,
+        /// Undo every migration newer than VERSION
+        #[arg(long, value_name = "VERSION")]
+        to: Option<u64>,
+        /// Skip the backup (not recommended)
+        #[arg(long)]
+        no_backup: bool,
+    },
+    /// Take a verified backup now
+    #[command(
+        after_help = "Examples:\n  backstop backup\n  backstop backup --label before-deploy"
+    )]
+    Backup {
+        /// A word for the file name, e.g. before-deploy
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List backups of this database, newest first
+    #[command(after_help = "Examples:\n  backstop backups\n  backstop backups --json")]
+    Backups,
+    /// Put a backup back (the current database is saved first)
+    #[command(
+        after_help = "Examples:\n  backstop restore                     pick from a list (terminal)\n  backstop restore --latest --yes\n  backstop restore backups/dev.20261122T103000123Z.before-up.sqlite3 --yes"
+    )]
+    Restore {
+        /// Backup file (path, or file name in the backups folder)
+        #[arg(conflicts_with = "latest")]
+        backup: Option<PathBuf>,
+        /// The newest backup
+        #[arg(long)]
+        latest: bool,
+    },
+    /// Pre-deploy check: checksums, order, drift, integrity, foreign keys, backups
+    #[command(after_help = "Examples:\n  backstop verify && deploy.sh\n  backstop verify --json")]
+    Verify,
+    /// Accept an intentional edit of an applied migration
+    #[command(
+        after_help = "Examples:\n  backstop repair 20240101000000        shows the diff, asks, records the new checksum"
+    )]
+    Repair {
+        version: u64,
+        /// Skip the backup (not recommended)
+        #[arg(long)]
+        no_backup: bool,
+    },
+    /// Record every migration up to VERSION as applied without running it
+    #[command(
+        after_help = "Examples:\n  backstop baseline 20240101000000      adopt a database built before backstop"
+    )]
+    Baseline {
+        version: u64,
+        /// Skip the backup (not recommended)
+        #[arg(long)]
+        no_backup: bool,
+    },
+    /// The runs recorded in the database, newest first
+    #[command(after_help = "Examples:\n  backstop log\n  backstop log --json")]
+    Log,
+    /// Print shell completions
+    #[command(
+        after_help = "Examples:\n  backstop completions bash > /etc/bash_completion.d/backstop\n  backstop completions zsh > \"${fpath[1]}/_backstop\"\n  backstop completions fish > ~/.config/fish/completions/backstop.fish"
+    )]
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Apply pending migrations up to and including VERSION
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<u64>,
+    /// Rehearse on a temporary copy; the database and the backups folder stay untouched
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Skip the pre-run backup (not recommended)
+    #[arg(long)]
+    pub no_backup: bool,
+    /// What to do when a migration fails
+    #[arg(long, value_enum, default_value_t = OnFailure::Ask, value_name = "WHAT")]
+    pub on_failure: OnFailure,
+    /// Also apply migrations older than the newest applied one
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+}

@@ -1,0 +1,59 @@
+use crate::cli::args::OnFailure;
+use crate::cli::progress::Progress;
+use crate::cli::{exit::code, render, Signals, Ui};
+use crate::down::{self, DownOptions};
+use crate::error::Error;
+use crate::migration::Version;
+use crate::settings::Settings;
+
+pub fn run(
+    settings: &Settings,
+    ui: &Ui,
+    signals: &Signals,
+    steps: Option<usize>,
+    to: Option<u64>,
+    no_backup: bool,
+) -> Result<i32, Error> {
+    if steps == Some(0) {
+        return Err(Error::Setting {
+            setting: "--steps",
+            value: "0".into(),
+            expected: "at least 1",
+        });
+    }
+    let opts = DownOptions {
+        steps,
+        to: to.map(Version),
+        no_backup,
+    };
+    let mut progress = Progress::new(ui, signals);
+    let result = down::down(settings, &opts, &mut progress, &signals.interrupt);
+    progress.finish();
+    drop(progress);
+    match result {
+        Ok(r) => {
+            if ui.json {
+                render::json(&r)?;
+            } else if !ui.quiet {
+                if r.reverted.is_empty() {
+                    render::out("nothing to undo\n");
+                } else {
+                    let mut s = format!("reverted {} migration(s)", r.reverted.len());
+                    if let Some(b) = &r.backup {
+                        s.push_str(&format!("; backup {}", b.path.display()));
+                    }
+                    render::out(&format!("{s}\n"));
+                }
+            }
+            Ok(code::OK)
+        }
+        Err(Error::Migration(f)) => Ok(super::up::after_failure(
+            settings,
+            ui,
+            signals,
+            &f,
+            OnFailure::Ask,
+        )),
+        Err(e) => Err(e),
+    }
+}

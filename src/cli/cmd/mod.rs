@@ -1,0 +1,12 @@
+//! One file per subcommand: build options, call one library function, render.
+
+pub mod backup;
+pub mod baseline;
+pub mod down;
+pub mod log;
+pub mod new;
+pub mod repair;
+pub mod restore;
+pub mod status;
+pub mod up;
+pub mod verify;

@@ -1,0 +1,102 @@
+use console::style;
+
+use crate::backup::human;
+use crate::cli::{exit::code, render, Ui};
+use crate::error::Error;
+use crate::settings::Settings;
+
+pub fn run(settings: &Settings, ui: &Ui, exit_code: bool) -> Result<i32, Error> {
+    let status = crate::status::read(settings)?;
+    let code = if exit_code && status.counts.needs_attention() {
+        code::REFUSED
+    } else {
+        code::OK
+    };
+    if ui.json {
+        render::json(&status)?;
+        return Ok(code);
+    }
+    if ui.quiet {
+        return Ok(code);
+    }
+    let mut s = String::new();
+    match &status.facts {
+        Some(f) => s.push_str(&format!(
+            "database  {} ({}, journal {})\n",
+            status.database.display(),
+            human(f.size),
+            f.journal_mode
+        )),
+        None => s.push_str(&format!(
+            "database  {} (does not exist yet; `backstop up` creates it)\n",
+            status.database.display()
+        )),
+    }
+    match &status.drift {
+        None => {}
+        Some(d) if d.is_empty() => s.push_str("drift     none\n"),
+        Some(d) => {
+            s.push_str(&format!(
+                "drift     {} schema changed outside migrations\n",
+                style("!").red().bold()
+            ));
+            for (what, list) in [
+                ("appeared", &d.appeared),
+                ("vanished", &d.vanished),
+                ("changed", &d.changed),
+            ] {
+                if !list.is_empty() {
+                    s.push_str(&format!("          {what}: {}\n", list.join(", ")));
+                }
+            }
+        }
+    }
+    match &status.newest_backup {
+        Some(b) => s.push_str(&format!("backup    {}\n", b.display())),
+        None => s.push_str("backup    none yet\n"),
+    }
+    s.push('\n');
+    if status.migrations.is_empty() {
+        s.push_str(&format!(
+            "no migrations in {}\n",
+            settings.migrations.display()
+        ));
+    } else {
+        let rows: Vec<Vec<String>> = status
+            .migrations
+            .iter()
+            .map(|m| {
+                vec![
+                    m.version.to_string(),
+                    m.name.clone(),
+                    render::state(m.state),
+                    m.applied_at.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        s.push_str(&render::table(
+            &["VERSION", "NAME", "STATE", "APPLIED AT"],
+            &rows,
+        ));
+        let c = &status.counts;
+        let mut parts = vec![
+            format!("{} applied", c.applied),
+            format!("{} pending", c.pending),
+        ];
+        for (n, what) in [
+            (c.edited, "edited"),
+            (c.missing, "missing"),
+            (c.out_of_order, "out-of-order"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        s.push_str(&format!("\n{}\n", parts.join(", ")));
+        if c.edited + c.missing + c.out_of_order > 0 {
+            s.push_str("`backstop up` will refuse to run until these are resolved (see `backstop up --help`)\n");
+        }
+    }
+    render::out(&s);
+    Ok(code)
+}

@@ -1,0 +1,168 @@
+//! The `backstop` command line: parse, resolve settings once, dispatch to one
+//! library call per command, render, and turn errors into exit codes. The only
+//! place that prints, prompts or touches the terminal.
+
+mod args;
+mod cmd;
+pub mod exit;
+mod progress;
+mod prompt;
+mod render;
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::error::Error;
+use crate::observe::Interrupt;
+use crate::settings::{self, Overrides, Settings};
+use args::{Cli, ColorChoice, Command};
+
+/// How to talk to the user, decided once from flags and the terminal.
+#[derive(Debug, Clone)]
+pub struct Ui {
+    /// Prompts are allowed: stdin and stderr are terminals and no --no-input.
+    pub interactive: bool,
+    /// Progress bars instead of plain lines: stderr is a terminal.
+    pub bars: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+    pub json: bool,
+    pub yes: bool,
+}
+
+/// Shared with the Ctrl-C handler.
+#[derive(Clone, Default)]
+pub struct Signals {
+    pub interrupt: Interrupt,
+    presses: Arc<AtomicUsize>,
+    /// A prompt is on screen: a second Ctrl-C leaves at once.
+    pub prompting: Arc<AtomicBool>,
+}
+
+impl Signals {
+    pub fn interrupted(&self) -> bool {
+        self.presses.load(Ordering::SeqCst) > 0
+    }
+}
+
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let g = &cli.global;
+    configure_color(g.color);
+    let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let ui = Ui {
+        interactive: terminal && !g.no_input,
+        bars: std::io::stderr().is_terminal() && !g.quiet,
+        quiet: g.quiet,
+        verbose: g.verbose,
+        json: g.json,
+        yes: g.yes,
+    };
+    let signals = Signals::default();
+    install_ctrlc(&signals);
+
+    if let Command::Completions { shell } = &cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(
+            *shell,
+            &mut Cli::command(),
+            "backstop",
+            &mut std::io::stdout(),
+        );
+        return exit::code::OK;
+    }
+    let overrides = Overrides {
+        database: g.database.clone(),
+        migrations: g.migrations.clone(),
+        backups: g.backups.clone(),
+        keep: g.keep,
+        busy_timeout_ms: g.busy_timeout_ms,
+        config: g.config.clone(),
+    };
+    let result = settings::resolve(&overrides, &|k| std::env::var(k).ok())
+        .and_then(|settings| dispatch(cli.command, &settings, &ui, &signals));
+    match result {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
+fn dispatch(
+    command: Command,
+    settings: &Settings,
+    ui: &Ui,
+    signals: &Signals,
+) -> Result<i32, Error> {
+    match command {
+        Command::New { name } => cmd::new::run(settings, ui, &name),
+        Command::Status { exit_code } => cmd::status::run(settings, ui, exit_code),
+        Command::Up(args) => cmd::up::run(settings, ui, signals, &args),
+        Command::Down {
+            steps,
+            to,
+            no_backup,
+        } => cmd::down::run(settings, ui, signals, steps, to, no_backup),
+        Command::Backup { label } => cmd::backup::run(settings, ui, label.as_deref()),
+        Command::Backups => cmd::backup::list(settings, ui),
+        Command::Restore { backup, latest } => {
+            cmd::restore::run(settings, ui, signals, backup, latest)
+        }
+        Command::Verify => cmd::verify::run(settings, ui),
+        Command::Repair { version, no_backup } => {
+            cmd::repair::run(settings, ui, version, no_backup)
+        }
+        Command::Baseline { version, no_backup } => {
+            cmd::baseline::run(settings, ui, version, no_backup)
+        }
+        Command::Log => cmd::log::run(settings, ui),
+        Command::Completions { .. } => Ok(exit::code::OK),
+    }
+}
+
+/// Prints `error: …` and `hint: …` to stderr once; returns the exit code.
+pub fn report(e: &Error) -> i32 {
+    let mut err = std::io::stderr().lock();
+    let _ = render::error(&mut err, e);
+    exit::code_of(e)
+}
+
+fn configure_color(choice: ColorChoice) {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let on = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => !no_color && std::io::stderr().is_terminal(),
+    };
+    let on_stdout = match choice {
+        ColorChoice::Auto => !no_color && std::io::stdout().is_terminal(),
+        _ => on,
+    };
+    console::set_colors_enabled_stderr(on);
+    console::set_colors_enabled(on_stdout);
+}
+
+fn install_ctrlc(signals: &Signals) {
+    let s = signals.clone();
+    let _ = ctrlc::set_handler(move || {
+        let n = s.presses.fetch_add(1, Ordering::SeqCst);
+        if n == 0 {
+            // First Ctrl-C: stop the running statement; the core rolls back.
+            s.interrupt.trigger();
+        } else if s.prompting.load(Ordering::SeqCst) {
+            // Second Ctrl-C at the restore prompt: leave without restoring.
+            let _ = console::Term::stderr().show_cursor();
+            eprintln!("\ninterrupted; nothing was restored");
+            std::process::exit(exit::code::INTERRUPTED);
+        }
+    });
+}

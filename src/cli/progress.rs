@@ -1,0 +1,268 @@
+//! The CLI's observer: progress bars on a terminal, one plain line per event
+//! otherwise (no escape sequences), nothing with --quiet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use console::style;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{prompt, Signals, Ui};
+use crate::backup::human;
+use crate::inspect::Destructive;
+use crate::observe::{Direction, Event, Observer, Ticker};
+
+/// Bytes below which a backup or restore gets no bar: it is over in a blink.
+const BAR_BYTES: u64 = 16 << 20;
+
+pub struct Progress<'a> {
+    ui: &'a Ui,
+    signals: &'a Signals,
+    multi: Option<MultiProgress>,
+    overall: Option<ProgressBar>,
+    current: Option<ProgressBar>,
+    bytes: Option<ProgressBar>,
+}
+
+impl<'a> Progress<'a> {
+    pub fn new(ui: &'a Ui, signals: &'a Signals) -> Progress<'a> {
+        Progress {
+            ui,
+            signals,
+            multi: ui
+                .bars
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            overall: None,
+            current: None,
+            bytes: None,
+        }
+    }
+
+    /// A line that stays on screen (above any bars).
+    fn line(&self, text: String) {
+        if self.ui.quiet {
+            return;
+        }
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn bytes_bar(&mut self, total: u64, what: &str) {
+        if let (Some(m), true) = (&self.multi, total >= BAR_BYTES) {
+            let bar = m.add(ProgressBar::new(total));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message(what.to_owned());
+            self.bytes = Some(bar);
+        }
+    }
+
+    /// Leaves the screen clean (bars removed) before the summary is printed.
+    pub fn finish(&mut self) {
+        for bar in [self.current.take(), self.overall.take(), self.bytes.take()]
+            .into_iter()
+            .flatten()
+        {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress<'_> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl Observer for Progress<'_> {
+    fn event(&mut self, event: Event<'_>) {
+        match event {
+            Event::DatabaseCreated { path } => self.line(format!("created {}", path.display())),
+            Event::Destructive { items } => {
+                self.line(format!(
+                    "{} these migrations drop or delete data:",
+                    style("warning:").yellow().bold()
+                ));
+                for d in items {
+                    self.line(format!("  {d}"));
+                }
+            }
+            Event::PlanReady { pending, .. } => {
+                if let Some(m) = &self.multi {
+                    let overall = m.add(ProgressBar::new(pending as u64));
+                    overall.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix:.bold} [{bar:25}] {pos}/{len} {elapsed}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                    overall.set_prefix("migrating");
+                    let current = m.add(ProgressBar::new_spinner());
+                    current.set_style(
+                        ProgressStyle::with_template("{spinner} {wide_msg} {elapsed:>4}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    self.overall = Some(overall);
+                    self.current = Some(current);
+                } else if self.ui.verbose {
+                    self.line(format!("{pending} migration(s) to apply"));
+                }
+            }
+            Event::BackupStarted { bytes, .. } => self.bytes_bar(bytes, "backup"),
+            Event::BackupProgress { done, .. } | Event::RestoreProgress { done, .. } => {
+                if let Some(b) = &self.bytes {
+                    b.set_position(done);
+                }
+            }
+            Event::BackupDone { backup } => {
+                if let Some(b) = self.bytes.take() {
+                    b.finish_and_clear();
+                }
+                self.line(format!(
+                    "backup {} ({}, verified)",
+                    backup.path.display(),
+                    human(backup.manifest.size)
+                ));
+            }
+            Event::BackupPruned { path } => {
+                if self.ui.verbose {
+                    self.line(format!("pruned old backup {}", path.display()));
+                }
+            }
+            Event::RestoreStarted { bytes, .. } => self.bytes_bar(bytes, "restore"),
+            Event::MigrationStarted {
+                index,
+                total,
+                migration,
+                direction,
+            } => {
+                let verb = match direction {
+                    Direction::Up => "applying",
+                    Direction::Down => "reverting",
+                };
+                if let Some(c) = &self.current {
+                    c.reset_elapsed();
+                    c.set_message(format!(
+                        "[{}/{}] {} {}",
+                        index + 1,
+                        total,
+                        migration.version,
+                        migration.name
+                    ));
+                } else if self.ui.verbose {
+                    self.line(format!("{verb} {} {}", migration.version, migration.name));
+                }
+            }
+            Event::StatementStarted {
+                migration,
+                line,
+                sql,
+            } => {
+                let first = sql
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with("--"))
+                    .unwrap_or("");
+                if let Some(c) = &self.current {
+                    c.reset_elapsed();
+                    c.set_message(format!(
+                        "{} {} line {line}: {first}",
+                        migration.version, migration.name
+                    ));
+                } else if self.ui.verbose {
+                    self.line(format!("  {} line {line}: {first}", migration.version));
+                }
+            }
+            Event::StatementFinished {
+                migration,
+                line,
+                duration,
+            } => {
+                if self.ui.verbose {
+                    self.line(format!(
+                        "  {} line {line} done in {}",
+                        migration.version,
+                        ms(duration)
+                    ));
+                }
+            }
+            Event::MigrationCommitted {
+                migration,
+                duration,
+                rows,
+            } => {
+                if let Some(o) = &self.overall {
+                    o.inc(1);
+                }
+                let lead = if self.multi.is_some() {
+                    style("✓").green().to_string()
+                } else {
+                    "applied".into()
+                };
+                self.line(format!(
+                    "{lead} {} {} ({}, {rows} rows changed)",
+                    migration.version,
+                    migration.name,
+                    ms(duration)
+                ));
+            }
+            Event::MigrationFailed { migration, .. } => {
+                if self.multi.is_some() {
+                    self.finish();
+                    self.line(format!(
+                        "{} {} {}",
+                        style("✗").red(),
+                        migration.version,
+                        migration.name
+                    ));
+                }
+            }
+            Event::Warning { message } => {
+                self.line(format!("{} {message}", style("warning:").yellow().bold()))
+            }
+        }
+    }
+
+    fn ticker(&self) -> Option<Ticker> {
+        // Redraws the elapsed time of the statement that is running now; called
+        // from SQLite's progress handler, so it reflects real work, not a timer.
+        let bar = self.current.clone()?;
+        Some(Arc::new(move |_elapsed: Duration| bar.tick()))
+    }
+
+    fn confirm_destructive(&mut self, _items: &[Destructive]) -> bool {
+        if self.ui.yes || !self.ui.interactive {
+            // No terminal: the list above is the warning; the verified backup is the net.
+            return true;
+        }
+        self.finish();
+        prompt::confirm(
+            self.ui,
+            self.signals,
+            "Run these migrations?",
+            "destructive migrations",
+        )
+        .unwrap_or(false)
+    }
+}
+
+pub fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 10_000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}

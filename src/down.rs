@@ -1,0 +1,117 @@
+//! `down`: run down sections newest first, after a backup, each in its own
+//! transaction with its tracking row removed.
+
+use std::path::PathBuf;
+
+use crate::apply::{self, Applied, Job, Step};
+use crate::backup::BackupInfo;
+use crate::db::{self, Access};
+use crate::error::{Error, Result};
+use crate::history;
+use crate::migration::{Migration, Section, Version};
+use crate::observe::{Event, Interrupt, Observer};
+use crate::plan::Plan;
+use crate::settings::Settings;
+
+#[derive(Debug, Clone, Default)]
+pub struct DownOptions {
+    /// How many to undo (default 1 when `to` is not given).
+    pub steps: Option<usize>,
+    /// Undo every applied migration newer than this version.
+    pub to: Option<Version>,
+    pub no_backup: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DownReport {
+    pub database: PathBuf,
+    pub reverted: Vec<Applied>,
+    pub backup: Option<BackupInfo>,
+    /// Migrations whose down section changed since they were applied.
+    pub changed_down: Vec<Version>,
+}
+
+pub fn down(
+    settings: &Settings,
+    opts: &DownOptions,
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<DownReport> {
+    let path = &settings.database;
+    let files = crate::source::discover(&settings.migrations)?;
+    let opened = db::open(path, Access::Read, settings.busy_timeout)?
+        .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
+    let rows = history::applied(&opened.conn).map_err(|e| Error::from_sqlite(path, e))?;
+    let plan = Plan::build(&files, &rows);
+    let problems = plan.problems(false);
+    if !problems.is_empty() {
+        return Err(Error::Blocked(problems));
+    }
+    let applied = plan.applied_newest_first();
+    let targets: Vec<&Migration> = match (opts.to, opts.steps) {
+        (Some(to), _) => applied
+            .iter()
+            .filter(|e| e.version > to)
+            .filter_map(|e| e.file)
+            .collect(),
+        (None, steps) => applied
+            .iter()
+            .take(steps.unwrap_or(1))
+            .filter_map(|e| e.file)
+            .collect(),
+    };
+    let mut report = DownReport {
+        database: path.clone(),
+        reverted: Vec::new(),
+        backup: None,
+        changed_down: Vec::new(),
+    };
+    if targets.is_empty() {
+        return Ok(report);
+    }
+    // Every migration in range needs a down section before anything runs.
+    let mut steps: Vec<(&Migration, &Section)> = Vec::new();
+    for m in &targets {
+        match &m.down {
+            Some(d) => steps.push((m, d)),
+            None => {
+                return Err(Error::NoDown {
+                    version: m.version,
+                    path: m.path.clone(),
+                })
+            }
+        }
+    }
+    for m in &targets {
+        let row = rows.iter().find(|r| r.version == m.version);
+        if let Some(row) = row {
+            if row.down_checksum.is_some() && row.down_checksum != m.down_checksum {
+                report.changed_down.push(m.version);
+                obs.event(Event::Warning {
+                    message: &format!(
+                        "{}: the down section of {} changed since the migration was applied",
+                        m.path.display(),
+                        m.version
+                    ),
+                });
+            }
+        }
+    }
+    let done = apply::execute(
+        settings,
+        &Job {
+            command: "down",
+            step: Step::Down,
+            no_backup: opts.no_backup,
+            newest_applied: plan.newest_applied(),
+            create: false,
+        },
+        Some(opened),
+        &steps,
+        obs,
+        interrupt,
+    )?;
+    report.reverted = done.applied;
+    report.backup = done.backup;
+    Ok(report)
+}

@@ -1,0 +1,134 @@
+//! The library's one error type. Every variant names the file it is about; the
+//! next step for the user (which names commands and flags) is added by
+//! `cli::exit`, and so is the exit code.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::migration::Version;
+use crate::plan::Problem;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ----- usage (exit 2) -----
+    #[error("{path}: {problem}")]
+    Config { path: PathBuf, problem: String },
+
+    #[error("{setting} has an invalid value {value:?}: {expected}")]
+    Setting {
+        setting: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+
+    #[error("migrations folder {path} cannot be read: {source}")]
+    MigrationsDir { path: PathBuf, source: io::Error },
+
+    // ----- refused before changing anything (exit 3) -----
+    #[error("{}", crate::source::describe(.0))]
+    Source(Vec<crate::source::FileError>),
+
+    #[error("{}", crate::plan::describe(.0))]
+    Blocked(Vec<Problem>),
+
+    #[error("{path}:{line}: `{keyword}` cannot run inside the migration's transaction")]
+    Hostile {
+        path: PathBuf,
+        line: usize,
+        keyword: String,
+    },
+
+    #[error("{what}: declined, nothing was changed")]
+    Declined { what: String },
+
+    #[error("{what} needs confirmation, and there is no terminal to ask on")]
+    NeedsConfirmation { what: String, flag: &'static str },
+
+    #[error("{path}: migration {version} has no down section")]
+    NoDown { version: Version, path: PathBuf },
+
+    #[error("no migration with version {version} in {folder}")]
+    UnknownVersion { version: Version, folder: PathBuf },
+
+    #[error("migration {version} is not applied to {path}")]
+    NotApplied { version: Version, path: PathBuf },
+
+    #[error("{count} check(s) failed for {path}")]
+    Findings { count: usize, path: PathBuf },
+
+    // ----- a migration failed (exit 1, or 130 when interrupted) -----
+    #[error("{0}")]
+    Migration(Box<crate::apply::RunFailure>),
+
+    // ----- database unavailable (exit 4) -----
+    #[error("{path} is locked by another connection")]
+    Locked { path: PathBuf },
+
+    #[error("{path} is not a SQLite database")]
+    NotADatabase { path: PathBuf },
+
+    #[error("{path} does not exist")]
+    NoDatabase { path: PathBuf },
+
+    #[error("cannot create {path}: folder {folder} does not exist")]
+    NoFolder { path: PathBuf, folder: PathBuf },
+
+    #[error("{path} is read-only or its folder is not writable (SQLite writes a journal beside it): {source}")]
+    ReadOnly {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+
+    #[error("{path}: {source}")]
+    Database {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+
+    // ----- backup or restore not completed, database unchanged (exit 5) -----
+    #[error("backup of {database} failed: {problem}")]
+    Backup {
+        database: PathBuf,
+        problem: crate::backup::Problem,
+    },
+
+    #[error("cannot restore {backup}: {problem}")]
+    Restore {
+        backup: PathBuf,
+        problem: crate::backup::Problem,
+    },
+
+    // ----- interrupted before anything changed (exit 130) -----
+    #[error("interrupted; nothing was changed")]
+    Interrupted,
+
+    // ----- other I/O on a named file -----
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+impl Error {
+    /// Maps a rusqlite error on `path` to the most helpful variant: "locked" and
+    /// "not a database" are things the user can act on, so they get their own.
+    pub fn from_sqlite(path: impl Into<PathBuf>, source: rusqlite::Error) -> Error {
+        use rusqlite::ErrorCode as C;
+        let path = path.into();
+        match source.sqlite_error_code() {
+            Some(C::DatabaseBusy | C::DatabaseLocked) => Error::Locked { path },
+            Some(C::NotADatabase) => Error::NotADatabase { path },
+            Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => {
+                Error::ReadOnly { path, source }
+            }
+            _ => Error::Database { path, source },
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

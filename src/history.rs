@@ -1,0 +1,316 @@
+//! The tracking tables inside the database (SPEC "Tracking tables"). The only
+//! module that names them; every value goes through bound parameters.
+
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::checksum::Checksum;
+use crate::db::Schema;
+use crate::migration::{Migration, Version};
+
+const MIGRATIONS: &str = "_backstop_migrations";
+const RUNS: &str = "_backstop_runs";
+
+/// A row of `_backstop_migrations`: what was applied, as recorded then.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AppliedRow {
+    pub version: Version,
+    pub name: String,
+    pub checksum: Checksum,
+    #[serde(skip)]
+    pub up_sql: String,
+    pub down_checksum: Option<Checksum>,
+    pub applied_at: String,
+    pub duration_ms: u64,
+    pub rows_changed: u64,
+    pub run_id: Option<i64>,
+}
+
+/// Creates the tracking tables if needed. Runs inside the caller's transaction.
+pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
+    // Versions are stored as decimal text: SQLite integers are signed 64-bit, and
+    // a version may be any unsigned 64-bit number.
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {MIGRATIONS} (
+            version       TEXT PRIMARY KEY,
+            name          TEXT NOT NULL,
+            checksum      TEXT NOT NULL,
+            up_sql        TEXT NOT NULL,
+            down_checksum TEXT,
+            applied_at    TEXT NOT NULL,
+            duration_ms   INTEGER NOT NULL,
+            rows_changed  INTEGER NOT NULL,
+            run_id        INTEGER
+        );
+        CREATE TABLE IF NOT EXISTS {RUNS} (
+            id             INTEGER PRIMARY KEY,
+            command        TEXT NOT NULL,
+            tool_version   TEXT NOT NULL,
+            started_at     TEXT NOT NULL,
+            finished_at    TEXT,
+            outcome        TEXT NOT NULL,
+            migrations     TEXT NOT NULL DEFAULT '[]',
+            error          TEXT,
+            backup         TEXT,
+            schema_before  TEXT,
+            schema_after   TEXT,
+            schema_objects TEXT,
+            detail         TEXT
+        );"
+    ))
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// Whether this database has ever been touched by backstop.
+pub fn is_tracked(conn: &Connection) -> rusqlite::Result<bool> {
+    table_exists(conn, MIGRATIONS)
+}
+
+/// Every applied migration, ordered by version. Empty when not tracked yet.
+pub fn applied(conn: &Connection) -> rusqlite::Result<Vec<AppliedRow>> {
+    if !table_exists(conn, MIGRATIONS)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT version, name, checksum, up_sql, down_checksum, applied_at, duration_ms,
+                rows_changed, run_id FROM {MIGRATIONS}"
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        let v: String = r.get(0)?;
+        let version = v.parse::<Version>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })?;
+        Ok(AppliedRow {
+            version,
+            name: r.get(1)?,
+            checksum: Checksum::from_hex(r.get(2)?),
+            up_sql: r.get(3)?,
+            down_checksum: r.get::<_, Option<String>>(4)?.map(Checksum::from_hex),
+            applied_at: r.get(5)?,
+            duration_ms: r.get::<_, i64>(6)?.max(0) as u64,
+            rows_changed: r.get::<_, i64>(7)?.max(0) as u64,
+            run_id: r.get(8)?,
+        })
+    })?;
+    let mut out: Vec<AppliedRow> = rows.collect::<rusqlite::Result<_>>()?;
+    out.sort_by_key(|r| r.version);
+    Ok(out)
+}
+
+/// Records `m` as applied. Must run in the same transaction as the migration's
+/// statements, so a migration is recorded if and only if it committed.
+pub fn record(
+    conn: &Connection,
+    m: &Migration,
+    duration: Duration,
+    rows: u64,
+    run_id: Option<i64>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO {MIGRATIONS} (version, name, checksum, up_sql, down_checksum, applied_at,
+                duration_ms, rows_changed, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        ),
+        params![
+            m.version.to_string(),
+            m.name,
+            m.checksum.as_str(),
+            m.up.text,
+            m.down_checksum.as_ref().map(Checksum::as_str),
+            now(),
+            duration.as_millis() as i64,
+            rows as i64,
+            run_id,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Removes the tracking row of a migration that was rolled back by `down`.
+pub fn unrecord(conn: &Connection, version: Version) -> rusqlite::Result<usize> {
+    conn.execute(
+        &format!("DELETE FROM {MIGRATIONS} WHERE version = ?1"),
+        [version.to_string()],
+    )
+}
+
+/// Accepts the file's current text for an applied migration (`repair`).
+pub fn rechecksum(conn: &Connection, m: &Migration) -> rusqlite::Result<usize> {
+    conn.execute(
+        &format!(
+            "UPDATE {MIGRATIONS} SET checksum = ?2, up_sql = ?3, down_checksum = ?4, name = ?5
+             WHERE version = ?1"
+        ),
+        params![
+            m.version.to_string(),
+            m.checksum.as_str(),
+            m.up.text,
+            m.down_checksum.as_ref().map(Checksum::as_str),
+            m.name
+        ],
+    )
+}
+
+/// How a run ended (SPEC: ok, failed, interrupted, restored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Running,
+    Ok,
+    Failed,
+    Interrupted,
+    Restored,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Restored => "restored",
+        }
+    }
+}
+
+/// What a run row starts with.
+#[derive(Debug, Clone)]
+pub struct RunStart<'a> {
+    pub command: &'a str,
+    pub started_at: &'a str,
+    pub backup: Option<&'a str>,
+    pub schema_before: &'a str,
+}
+
+/// Inserts a run row; returns its id.
+pub fn start_run(conn: &Connection, run: &RunStart<'_>) -> rusqlite::Result<i64> {
+    conn.execute(
+        &format!(
+            "INSERT INTO {RUNS} (command, tool_version, started_at, outcome, backup, schema_before)
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5)"
+        ),
+        params![
+            run.command,
+            env!("CARGO_PKG_VERSION"),
+            run.started_at,
+            run.backup,
+            run.schema_before
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// How a run row ends.
+#[derive(Debug, Clone)]
+pub struct RunEnd<'a> {
+    pub outcome: Outcome,
+    pub migrations: &'a [Version],
+    pub error: Option<&'a str>,
+    pub schema_after: &'a Schema,
+    pub detail: Option<&'a str>,
+}
+
+pub fn finish_run(conn: &Connection, id: i64, end: &RunEnd<'_>) -> rusqlite::Result<()> {
+    let versions: Vec<String> = end.migrations.iter().map(|v| v.to_string()).collect();
+    conn.execute(
+        &format!(
+            "UPDATE {RUNS} SET finished_at = ?2, outcome = ?3, migrations = ?4, error = ?5,
+                schema_after = ?6, schema_objects = ?7, detail = ?8 WHERE id = ?1"
+        ),
+        params![
+            id,
+            now(),
+            end.outcome.as_str(),
+            serde_json::to_string(&versions).unwrap_or_default(),
+            end.error,
+            end.schema_after.hash(),
+            serde_json::to_string(end.schema_after).unwrap_or_default(),
+            end.detail,
+        ],
+    )?;
+    Ok(())
+}
+
+/// A row of `_backstop_runs`, for `log`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub command: String,
+    pub tool_version: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: String,
+    pub migrations: Vec<String>,
+    pub error: Option<String>,
+    pub backup: Option<String>,
+    pub schema_before: Option<String>,
+    pub schema_after: Option<String>,
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Runs, newest first.
+pub fn runs(conn: &Connection) -> rusqlite::Result<Vec<RunRow>> {
+    if !table_exists(conn, RUNS)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, command, tool_version, started_at, finished_at, outcome, migrations, error,
+                backup, schema_before, schema_after, detail FROM {RUNS} ORDER BY id DESC"
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        let migrations: String = r.get(6)?;
+        let detail: Option<String> = r.get(11)?;
+        Ok(RunRow {
+            id: r.get(0)?,
+            command: r.get(1)?,
+            tool_version: r.get(2)?,
+            started_at: r.get(3)?,
+            finished_at: r.get(4)?,
+            outcome: r.get(5)?,
+            migrations: serde_json::from_str(&migrations).unwrap_or_default(),
+            error: r.get(7)?,
+            backup: r.get(8)?,
+            schema_before: r.get(9)?,
+            schema_after: r.get(10)?,
+            detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+        })
+    })?;
+    rows.collect()
+}
+
+/// The schema recorded after the last run that finished, for drift detection.
+pub fn last_schema(conn: &Connection) -> rusqlite::Result<Option<(String, Schema)>> {
+    if !table_exists(conn, RUNS)? {
+        return Ok(None);
+    }
+    let row: Option<(String, String)> = conn
+        .query_row(
+            &format!(
+                "SELECT schema_after, schema_objects FROM {RUNS}
+                 WHERE schema_after IS NOT NULL AND schema_objects IS NOT NULL
+                 ORDER BY id DESC LIMIT 1"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(row.and_then(|(hash, objects)| {
+        serde_json::from_str::<Schema>(&objects)
+            .ok()
+            .map(|s| (hash, s))
+    }))
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,512 @@
+//! Looks at pending migrations before anything runs, on an in-memory copy of
+//! the database's schema (no rows): which statements cannot run inside a
+//! transaction, and which steps drop or delete. SQLite's parser and authorizer
+//! do the reading, so comments and string literals cannot fool it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization, TransactionOperation};
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+use crate::migration::{Migration, Section, Version};
+use crate::script;
+
+/// A statement that SQLite refuses or ignores inside a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hostile {
+    pub keyword: String,
+    pub line: usize,
+}
+
+/// A step that loses data or schema, shown before the run starts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Destructive {
+    DropTable {
+        version: Version,
+        table: String,
+        rows: Option<u64>,
+    },
+    DropView {
+        version: Version,
+        view: String,
+    },
+    DropColumn {
+        version: Version,
+        table: String,
+        column: String,
+        rows: Option<u64>,
+    },
+    /// Create new, copy, drop old, rename: reported as a rebuild, not a drop.
+    Rebuild {
+        version: Version,
+        table: String,
+        rows: Option<u64>,
+        dropped_columns: Vec<String>,
+    },
+    DeleteRows {
+        version: Version,
+        table: String,
+        rows: Option<u64>,
+    },
+}
+
+impl std::fmt::Display for Destructive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rows = |r: &Option<u64>| r.map(|n| format!(" ({n} rows)")).unwrap_or_default();
+        match self {
+            Destructive::DropTable {
+                version,
+                table,
+                rows: r,
+            } => {
+                write!(f, "{version}: drops table {table}{}", rows(r))
+            }
+            Destructive::DropView { version, view } => write!(f, "{version}: drops view {view}"),
+            Destructive::DropColumn {
+                version,
+                table,
+                column,
+                rows: r,
+            } => {
+                write!(f, "{version}: drops column {table}.{column}{}", rows(r))
+            }
+            Destructive::Rebuild {
+                version,
+                table,
+                rows: r,
+                dropped_columns,
+            } => {
+                write!(f, "{version}: rebuilds table {table}{}", rows(r))?;
+                if !dropped_columns.is_empty() {
+                    write!(f, ", without column(s) {}", dropped_columns.join(", "))?;
+                }
+                Ok(())
+            }
+            Destructive::DeleteRows {
+                version,
+                table,
+                rows: r,
+            } => {
+                write!(f, "{version}: deletes rows from {table}{}", rows(r))
+            }
+        }
+    }
+}
+
+/// What the inspection found for the whole plan.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub destructive: Vec<Destructive>,
+    /// False when some statement could not be followed on the schema copy (an
+    /// extension, an attached database): checks then fall back to run time.
+    pub complete: bool,
+}
+
+/// Inspects the sections to run, in order, against the schema of `real` (None: a
+/// new database). Refuses with `Error::Hostile` for transaction-hostile statements.
+pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> Result<Findings> {
+    let scratch = Connection::open_in_memory().map_err(|e| Error::from_sqlite(":memory:", e))?;
+    let mut complete = match real {
+        Some(conn) => seed(conn, &scratch).unwrap_or(false),
+        None => true,
+    };
+    let log: Arc<Mutex<Vec<Action>>> = Arc::default();
+    let sink = log.clone();
+    scratch.authorizer(Some(move |ctx: AuthContext<'_>| {
+        if let Some(a) = Action::from(&ctx) {
+            if let Ok(mut l) = sink.lock() {
+                l.push(a);
+            }
+        }
+        Authorization::Allow
+    }));
+    let mut destructive = Vec::new();
+    for &(m, section) in steps {
+        let before = tables(&scratch);
+        let mut dropped = BTreeSet::new();
+        let mut deleted = BTreeSet::new();
+        let mut views = BTreeSet::new();
+        let followed = walk(&scratch, section, &log, |actions, hostile, line| {
+            if let Some(keyword) = hostile {
+                if section.options.transaction {
+                    return Err(Error::Hostile {
+                        path: section.path.clone(),
+                        line,
+                        keyword,
+                    });
+                }
+            }
+            for a in actions {
+                match a {
+                    Action::DropTable(t) => {
+                        dropped.insert(t.clone());
+                    }
+                    Action::DropView(v) => {
+                        views.insert(v.clone());
+                    }
+                    // DROP TABLE asks to delete its rows (and, through foreign-key
+                    // actions, its children's): all of that is the drop, reported above.
+                    Action::Delete(t)
+                        if !actions.iter().any(|a| matches!(a, Action::DropTable(_))) =>
+                    {
+                        deleted.insert(t.clone());
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        })?;
+        complete &= followed;
+        let after = tables(&scratch);
+        let rows = |t: &str| real.and_then(|c| count(c, t));
+        for t in &dropped {
+            let key = t.to_lowercase();
+            match (before.get(&key), after.get(&key)) {
+                (Some(old), Some(new)) => destructive.push(Destructive::Rebuild {
+                    version: m.version,
+                    table: t.clone(),
+                    rows: rows(t),
+                    dropped_columns: old.iter().filter(|c| !new.contains(*c)).cloned().collect(),
+                }),
+                (Some(_), None) => destructive.push(Destructive::DropTable {
+                    version: m.version,
+                    table: t.clone(),
+                    rows: rows(t),
+                }),
+                // Created and dropped within the migration: a temporary table.
+                _ => {}
+            }
+        }
+        for (key, old) in &before {
+            if dropped.iter().any(|d| d.to_lowercase() == *key) {
+                continue;
+            }
+            if let Some(new) = after.get(key) {
+                for c in old.iter().filter(|c| !new.contains(*c)) {
+                    destructive.push(Destructive::DropColumn {
+                        version: m.version,
+                        table: key.clone(),
+                        column: c.clone(),
+                        rows: rows(key),
+                    });
+                }
+            }
+        }
+        for v in views {
+            destructive.push(Destructive::DropView {
+                version: m.version,
+                view: v,
+            });
+        }
+        for t in deleted {
+            let key = t.to_lowercase();
+            // Rows of a table created by this same migration were never the user's.
+            if !before.contains_key(&key) {
+                continue;
+            }
+            destructive.push(Destructive::DeleteRows {
+                version: m.version,
+                table: t.clone(),
+                rows: rows(&t),
+            });
+        }
+    }
+    Ok(Findings {
+        destructive,
+        complete,
+    })
+}
+
+/// Runs `section` statement by statement on the scratch database, calling `each`
+/// with what the authorizer saw, the hostile keyword if any, and the line.
+/// Returns false if a statement could not be followed (the rest is skipped).
+fn walk(
+    scratch: &Connection,
+    section: &Section,
+    log: &Arc<Mutex<Vec<Action>>>,
+    mut each: impl FnMut(&[Action], Option<String>, usize) -> Result<()>,
+) -> Result<bool> {
+    let text = &section.text;
+    let mut from = 0;
+    loop {
+        clear(log);
+        let span = match script::next(scratch, text, from) {
+            Ok(Some(span)) => span,
+            Ok(None) => return Ok(true),
+            Err(_) => return Ok(false),
+        };
+        let actions = take(log);
+        let sql = &text[span.start..span.end];
+        let line = section.line_at(span.start);
+        let mut hostile = actions.iter().find_map(Action::hostile);
+        if hostile.is_none() && is_vacuum(scratch, sql) {
+            hostile = Some("VACUUM".to_owned());
+        }
+        each(&actions, hostile.clone(), line)?;
+        // Statements that act on the transaction or on files are not replayed
+        // on the copy: ATTACH would touch a real file.
+        if hostile.is_none() && scratch.execute_batch(sql).is_err() {
+            return Ok(false);
+        }
+        from = span.end;
+    }
+}
+
+fn clear(log: &Arc<Mutex<Vec<Action>>>) {
+    if let Ok(mut l) = log.lock() {
+        l.clear();
+    }
+}
+
+fn take(log: &Arc<Mutex<Vec<Action>>>) -> Vec<Action> {
+    log.lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default()
+}
+
+/// VACUUM has no authorizer code; its bytecode has an opcode of its own.
+fn is_vacuum(scratch: &Connection, sql: &str) -> bool {
+    let Ok(mut stmt) = scratch.prepare(&format!("EXPLAIN {sql}")) else {
+        return false;
+    };
+    let Ok(mut rows) = stmt.query([]) else {
+        return false;
+    };
+    while let Ok(Some(row)) = rows.next() {
+        if row.get::<_, String>(1).is_ok_and(|op| op == "Vacuum") {
+            return true;
+        }
+    }
+    false
+}
+
+/// The parts of an authorizer request that matter here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Transaction(&'static str),
+    Attach,
+    Detach,
+    JournalMode,
+    DropTable(String),
+    DropView(String),
+    Delete(String),
+}
+
+impl Action {
+    pub fn from(ctx: &AuthContext<'_>) -> Option<Action> {
+        let internal = |t: &str| t.starts_with("sqlite_") || t.starts_with("_backstop_");
+        Some(match ctx.action {
+            AuthAction::Transaction { operation } => Action::Transaction(match operation {
+                TransactionOperation::Begin => "BEGIN",
+                TransactionOperation::Release => "COMMIT",
+                TransactionOperation::Rollback => "ROLLBACK",
+                // SQLite says "COMMIT", which rusqlite does not name.
+                _ => "COMMIT",
+            }),
+            AuthAction::Attach { .. } => Action::Attach,
+            AuthAction::Detach { .. } => Action::Detach,
+            AuthAction::Pragma {
+                pragma_name,
+                pragma_value: Some(_),
+            } if pragma_name.eq_ignore_ascii_case("journal_mode") => Action::JournalMode,
+            AuthAction::DropTable { table_name } if !internal(table_name) => {
+                Action::DropTable(table_name.to_owned())
+            }
+            AuthAction::DropView { view_name } => Action::DropView(view_name.to_owned()),
+            AuthAction::Delete { table_name } if !internal(table_name) => {
+                Action::Delete(table_name.to_owned())
+            }
+            _ => return None,
+        })
+    }
+
+    /// The keyword to name when this cannot run inside a transaction.
+    pub fn hostile(&self) -> Option<String> {
+        match self {
+            Action::Transaction(k) => Some((*k).to_owned()),
+            Action::Attach => Some("ATTACH".into()),
+            Action::Detach => Some("DETACH".into()),
+            Action::JournalMode => Some("PRAGMA journal_mode".into()),
+            _ => None,
+        }
+    }
+}
+
+/// Copies the real schema (no rows) into the scratch database. Returns false if
+/// some object could not be recreated there.
+fn seed(real: &Connection, scratch: &Connection) -> rusqlite::Result<bool> {
+    let mut stmt = real.prepare(
+        "SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL
+           AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
+    )?;
+    let sqls: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut ok = true;
+    for sql in sqls {
+        if let Err(e) = scratch.execute_batch(&sql) {
+            // Shadow tables of virtual tables are created by the table itself.
+            if !e.to_string().contains("already exists") {
+                ok = false;
+            }
+        }
+    }
+    Ok(ok)
+}
+
+/// Tables and their columns, keyed by lowercase name.
+fn tables(conn: &Connection) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    let Ok(mut stmt) = conn.prepare(
+        "SELECT m.name, p.name FROM sqlite_schema m, pragma_table_info(m.name) p
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+    ) else {
+        return out;
+    };
+    let Ok(rows) = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+    else {
+        return out;
+    };
+    for (t, c) in rows.flatten() {
+        out.entry(t.to_lowercase()).or_insert_with(Vec::new).push(c);
+    }
+    out
+}
+
+/// Row count of a table in the real database (cheap enough for a warning).
+fn count(conn: &Connection, table: &str) -> Option<u64> {
+    let quoted = table.replace('"', "\"\"");
+    conn.query_row(&format!("SELECT count(*) FROM \"{quoted}\""), [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .ok()
+    .map(|n| n.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migration::Options;
+
+    fn mig(v: u64, text: &str, transaction: bool) -> Migration {
+        Migration::new(
+            Version(v),
+            "m".into(),
+            Section {
+                path: "m.sql".into(),
+                text: text.into(),
+                first_line: 1,
+                options: Options {
+                    transaction,
+                    foreign_keys: false,
+                },
+            },
+            None,
+        )
+    }
+
+    fn hostile(text: &str) -> Option<(String, usize)> {
+        let m = mig(1, text, true);
+        match inspect(None, &[(&m, &m.up)]) {
+            Err(Error::Hostile { keyword, line, .. }) => Some((keyword, line)),
+            Err(e) => panic!("{e}"),
+            Ok(_) => None,
+        }
+    }
+
+    #[test]
+    fn finds_transaction_hostile_statements() {
+        assert_eq!(
+            hostile("CREATE TABLE a(x);\nBEGIN;"),
+            Some(("BEGIN".into(), 2))
+        );
+        assert_eq!(hostile("COMMIT"), Some(("COMMIT".into(), 1)));
+        assert_eq!(hostile("END TRANSACTION;"), Some(("COMMIT".into(), 1)));
+        assert_eq!(hostile("\n\nVACUUM;"), Some(("VACUUM".into(), 3)));
+        assert_eq!(hostile("ATTACH 'x.db' AS x;"), Some(("ATTACH".into(), 1)));
+        assert_eq!(
+            hostile("PRAGMA journal_mode = WAL;"),
+            Some(("PRAGMA journal_mode".into(), 1))
+        );
+    }
+
+    #[test]
+    fn comments_and_strings_do_not_fool_it() {
+        assert_eq!(
+            hostile("-- BEGIN;\n/* VACUUM; */ CREATE TABLE a(x TEXT DEFAULT 'COMMIT;');"),
+            None
+        );
+        assert_eq!(
+            hostile("CREATE TABLE a(x);\nCREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; END;"),
+            None
+        );
+        assert_eq!(
+            hostile("SAVEPOINT s; RELEASE s; PRAGMA foreign_keys = OFF;"),
+            None
+        );
+    }
+
+    #[test]
+    fn allowed_outside_a_transaction() {
+        let m = mig(1, "VACUUM; BEGIN; CREATE TABLE a(x); COMMIT;", false);
+        assert!(inspect(None, &[(&m, &m.up)]).is_ok());
+    }
+
+    #[test]
+    fn rebuild_is_not_a_drop() {
+        let real = Connection::open_in_memory().unwrap();
+        real.execute_batch("CREATE TABLE t(a, b); INSERT INTO t VALUES (1, 2); CREATE TABLE u(x); CREATE VIEW v AS SELECT 1;").unwrap();
+        let m = mig(
+            7,
+            "CREATE TABLE t_new(a); INSERT INTO t_new SELECT a FROM t; DROP TABLE t; ALTER TABLE t_new RENAME TO t;\n\
+             DROP TABLE u; DROP VIEW v; DELETE FROM t WHERE a > 5; -- DROP TABLE nothing",
+            true,
+        );
+        let f = inspect(Some(&real), &[(&m, &m.up)]).unwrap();
+        assert!(f.complete);
+        assert!(
+            f.destructive.contains(&Destructive::Rebuild {
+                version: Version(7),
+                table: "t".into(),
+                rows: Some(1),
+                dropped_columns: vec!["b".into()]
+            }),
+            "{:?}",
+            f.destructive
+        );
+        assert!(f.destructive.contains(&Destructive::DropTable {
+            version: Version(7),
+            table: "u".into(),
+            rows: Some(0)
+        }));
+        assert!(f.destructive.contains(&Destructive::DropView {
+            version: Version(7),
+            view: "v".into()
+        }));
+        assert!(f
+            .destructive
+            .iter()
+            .any(|d| matches!(d, Destructive::DeleteRows { table, .. } if table == "t")));
+        assert_eq!(f.destructive.len(), 4, "{:?}", f.destructive);
+    }
+
+    #[test]
+    fn drop_column_is_seen() {
+        let real = Connection::open_in_memory().unwrap();
+        real.execute_batch("CREATE TABLE t(a, b);").unwrap();
+        let m = mig(2, "ALTER TABLE t DROP COLUMN b;", true);
+        let f = inspect(Some(&real), &[(&m, &m.up)]).unwrap();
+        assert_eq!(
+            f.destructive,
+            vec![Destructive::DropColumn {
+                version: Version(2),
+                table: "t".into(),
+                column: "b".into(),
+                rows: Some(0)
+            }]
+        );
+    }
+}

@@ -1,0 +1,356 @@
+//! Putting a backup back (SPEC "Restore"): check the backup first, save what it
+//! replaces, then copy it in with SQLite's backup API so open readers and WAL
+//! stay consistent. Also the emergency path for a missing or damaged file.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use crate::backup::{self, BackupInfo, Manifest, Problem};
+use crate::db;
+use crate::error::{Error, Result};
+use crate::history;
+use crate::migration::Version;
+use crate::observe::{Event, Observer};
+use crate::settings::Settings;
+
+/// The state of the live database before a restore.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Current {
+    Missing,
+    Healthy {
+        newest_version: Option<Version>,
+        size: u64,
+    },
+    Damaged {
+        detail: String,
+    },
+}
+
+/// A checked backup and what it would replace, for the confirmation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preview {
+    pub database: PathBuf,
+    pub backup: PathBuf,
+    pub manifest: Manifest,
+    pub current: Current,
+    /// Some(true) when the database was written after the backup was taken (it
+    /// can tell in rollback-journal mode); None when it cannot tell.
+    pub changed_since: Option<bool>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreReport {
+    pub database: PathBuf,
+    pub backup: PathBuf,
+    /// The `before-restore` backup of what was replaced.
+    pub safety: Option<BackupInfo>,
+    /// Plain copies of a damaged database (and its -wal/-journal).
+    pub damaged: Vec<PathBuf>,
+    pub duration_ms: u64,
+}
+
+/// Verifies `backup` (SHA-256 against its manifest, quick_check) and looks at the
+/// live database. Changes nothing.
+pub fn preview(settings: &Settings, backup_path: &Path) -> Result<Preview> {
+    let manifest = backup::verify(backup_path).map_err(|problem| Error::Restore {
+        backup: backup_path.to_path_buf(),
+        problem,
+    })?;
+    let database = settings.database.clone();
+    let current = inspect_current(&database, settings.busy_timeout);
+    let changed_since = match (&current, manifest.change_counter) {
+        (Current::Healthy { .. }, Some(then)) if !is_wal(&database) => {
+            backup::change_counter(&database).map(|now| now != then)
+        }
+        _ => None,
+    };
+    Ok(Preview {
+        database,
+        backup: backup_path.to_path_buf(),
+        manifest,
+        current,
+        changed_since,
+    })
+}
+
+fn is_wal(db: &Path) -> bool {
+    // Header bytes 18 and 19 are 2 for WAL databases.
+    fs::read(db)
+        .ok()
+        .map(|b| b.len() > 19 && b[18] == 2 && b[19] == 2)
+        .unwrap_or(false)
+}
+
+fn inspect_current(path: &Path, busy: Duration) -> Current {
+    if !path.exists() {
+        return Current::Missing;
+    }
+    let opened = match db::open(path, db::Access::Read, busy) {
+        Ok(Some(o)) => o,
+        Ok(None) => return Current::Missing,
+        Err(Error::Locked { .. }) => {
+            return Current::Healthy {
+                newest_version: None,
+                size: fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            }
+        }
+        Err(e) => {
+            return Current::Damaged {
+                detail: e.to_string(),
+            }
+        }
+    };
+    if let Err(Problem::Check { detail, .. }) = backup::quick_check(&opened.conn, path) {
+        return Current::Damaged { detail };
+    }
+    let newest_version = history::applied(&opened.conn)
+        .ok()
+        .and_then(|rows| rows.iter().map(|r| r.version).max());
+    Current::Healthy {
+        newest_version,
+        size: fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+    }
+}
+
+/// Restores `preview.backup` over the live database. `note` is recorded in the
+/// run row (e.g. the error of the failed run being undone).
+pub fn run(
+    settings: &Settings,
+    preview: &Preview,
+    note: Option<&str>,
+    obs: &mut dyn Observer,
+) -> Result<RestoreReport> {
+    let started = Instant::now();
+    let database = &settings.database;
+    let fail = |problem| Error::Restore {
+        backup: preview.backup.clone(),
+        problem,
+    };
+    let mut report = RestoreReport {
+        database: database.clone(),
+        backup: preview.backup.clone(),
+        safety: None,
+        damaged: Vec::new(),
+        duration_ms: 0,
+    };
+    let current = inspect_current(database, settings.busy_timeout);
+    match current {
+        Current::Healthy { newest_version, .. } => {
+            db::check_writable(database)?;
+            // Never replace anything without a copy of it first.
+            let safety = backup::take(
+                &backup::Request {
+                    database,
+                    folder: &settings.backups,
+                    reason: "before-restore",
+                    keep: settings.keep.max(2),
+                    newest_version,
+                    busy: settings.busy_timeout,
+                },
+                obs,
+            )?;
+            report.safety = Some(safety);
+            copy_in(&preview.backup, database, settings.busy_timeout, obs).map_err(
+                |e| match e {
+                    CopyError::Locked => Error::Locked {
+                        path: database.clone(),
+                    },
+                    CopyError::Problem(p) => fail(p),
+                },
+            )?;
+        }
+        Current::Missing | Current::Damaged { .. } => {
+            let folder = db::folder_of(database);
+            if !folder.is_dir() {
+                return Err(Error::NoFolder {
+                    path: database.clone(),
+                    folder,
+                });
+            }
+            report.damaged = save_damaged(database, &settings.backups).map_err(fail)?;
+            replace_file(&preview.backup, database).map_err(fail)?;
+        }
+    }
+    record(database, preview, &report, note, settings.busy_timeout);
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+enum CopyError {
+    Locked,
+    Problem(Problem),
+}
+
+/// Backup API from the backup file into the live database: one write
+/// transaction, so a crash leaves the old or the new state, never a mix.
+fn copy_in(
+    backup_path: &Path,
+    database: &Path,
+    busy: Duration,
+    obs: &mut dyn Observer,
+) -> std::result::Result<(), CopyError> {
+    let src = backup::open_backup(backup_path).map_err(CopyError::Problem)?;
+    let mut dst = Connection::open(database).map_err(|e| CopyError::Problem(Problem::Sqlite(e)))?;
+    dst.busy_timeout(busy)
+        .map_err(|e| CopyError::Problem(Problem::Sqlite(e)))?;
+    let bytes = fs::metadata(backup_path).map(|m| m.len()).unwrap_or(0);
+    obs.event(Event::RestoreStarted {
+        backup: backup_path,
+        bytes,
+    });
+    let page_size: i64 = src
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap_or(4096);
+    let b = rusqlite::backup::Backup::new(&src, &mut dst)
+        .map_err(|e| CopyError::Problem(Problem::Sqlite(e)))?;
+    let deadline = Instant::now() + busy;
+    loop {
+        // All pages in one step: the destination is written in one transaction.
+        match b
+            .step(-1)
+            .map_err(|e| CopyError::Problem(Problem::Sqlite(e)))?
+        {
+            rusqlite::backup::StepResult::Done => break,
+            rusqlite::backup::StepResult::More => {}
+            _ if Instant::now() > deadline => return Err(CopyError::Locked),
+            _ => std::thread::sleep(Duration::from_millis(25)),
+        }
+        let p = b.progress();
+        let total = p.pagecount.max(0) as u64 * page_size as u64;
+        obs.event(Event::RestoreProgress {
+            done: total - p.remaining.max(0) as u64 * page_size as u64,
+            total,
+        });
+    }
+    obs.event(Event::RestoreProgress {
+        done: bytes,
+        total: bytes,
+    });
+    Ok(())
+}
+
+/// Plain copies of a damaged database and its journals: `<stem>.<ts>.damaged`.
+/// Not backups: never listed, never chosen by `--latest`, never pruned.
+fn save_damaged(database: &Path, folder: &Path) -> std::result::Result<Vec<PathBuf>, Problem> {
+    fs::create_dir_all(folder).map_err(|source| Problem::Folder {
+        path: folder.to_path_buf(),
+        source,
+    })?;
+    let stem = crate::backup::manifest_stem(database);
+    let ts = chrono::Utc::now().format(crate::backup::TIMESTAMP);
+    let mut saved = Vec::new();
+    for (suffix, src) in [
+        ("", database.to_path_buf()),
+        ("-wal", with_suffix(database, "-wal")),
+        ("-journal", with_suffix(database, "-journal")),
+    ] {
+        if !src.is_file() {
+            continue;
+        }
+        let dst = folder.join(format!("{stem}.{ts}.damaged{suffix}"));
+        copy_synced(&src, &dst)?;
+        saved.push(dst);
+    }
+    backup::sync_dir(folder);
+    Ok(saved)
+}
+
+/// Puts a copy of `backup_path` in place of `database` by rename: the stale
+/// `-wal`/`-journal` are removed first, or SQLite would replay them onto it.
+fn replace_file(backup_path: &Path, database: &Path) -> std::result::Result<(), Problem> {
+    let name = database
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = db::folder_of(database).join(format!(".{name}.restore.{}.tmp", std::process::id()));
+    copy_synced(backup_path, &tmp)?;
+    for suffix in ["-wal", "-journal", "-shm"] {
+        let p = with_suffix(database, suffix);
+        if p.exists() {
+            fs::remove_file(&p).map_err(|source| Problem::Io {
+                path: p.clone(),
+                source,
+            })?;
+        }
+    }
+    fs::rename(&tmp, database).map_err(|source| {
+        let _ = fs::remove_file(&tmp);
+        Problem::Io {
+            path: database.to_path_buf(),
+            source,
+        }
+    })?;
+    backup::sync_dir(&db::folder_of(database));
+    Ok(())
+}
+
+fn copy_synced(src: &Path, dst: &Path) -> std::result::Result<(), Problem> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Problem::Io { path, source }
+    };
+    let mut input = fs::File::open(src).map_err(io(src))?;
+    let mut out = backup::create_private(dst).map_err(io(dst))?;
+    std::io::copy(&mut input, &mut out).map_err(io(dst))?;
+    out.sync_all().map_err(io(dst))
+}
+
+fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Notes the restore in the restored database's `_backstop_runs` (best effort:
+/// the restore itself already succeeded).
+fn record(
+    database: &Path,
+    preview: &Preview,
+    report: &RestoreReport,
+    note: Option<&str>,
+    busy: Duration,
+) {
+    let Ok(Some(opened)) = db::open(database, db::Access::Write, busy) else {
+        return;
+    };
+    let conn = opened.conn;
+    let detail = serde_json::json!({
+        "restored_from": preview.backup,
+        "safety_backup": report.safety.as_ref().map(|s| &s.path),
+        "damaged_copies": report.damaged,
+        "backup_newest_version": preview.manifest.newest_version,
+    })
+    .to_string();
+    let _ = (|| -> rusqlite::Result<()> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        history::ensure(&conn)?;
+        let schema = db::Schema::read(&conn)?;
+        let now = history::now();
+        let backup = preview.backup.to_string_lossy();
+        let id = history::start_run(
+            &conn,
+            &history::RunStart {
+                command: "restore",
+                started_at: &now,
+                backup: Some(&backup),
+                schema_before: &schema.hash(),
+            },
+        )?;
+        history::finish_run(
+            &conn,
+            id,
+            &history::RunEnd {
+                outcome: history::Outcome::Restored,
+                migrations: &[],
+                error: note,
+                schema_after: &schema,
+                detail: Some(&detail),
+            },
+        )?;
+        conn.execute_batch("COMMIT")
+    })();
+}

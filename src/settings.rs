@@ -1,0 +1,283 @@
+//! Settings resolved once, with SPEC's precedence: flag > environment >
+//! `backstop.toml` > default. A pure function of its inputs, so it is unit-tested
+//! without touching the process environment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The resolved settings every command works from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub database: PathBuf,
+    pub migrations: PathBuf,
+    pub backups: PathBuf,
+    /// Backups kept per database after a new one is taken.
+    pub keep: usize,
+    /// How long to wait for another connection's lock before giving up (exit 4).
+    pub busy_timeout: Duration,
+}
+
+/// Values given on the command line; `None` when the flag was absent.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub database: Option<String>,
+    pub migrations: Option<PathBuf>,
+    pub backups: Option<PathBuf>,
+    pub keep: Option<usize>,
+    pub busy_timeout_ms: Option<u64>,
+    /// `--config FILE`; otherwise `backstop.toml` in the current folder, if present.
+    pub config: Option<PathBuf>,
+}
+
+/// The keys of `backstop.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    database: Option<String>,
+    migrations: Option<PathBuf>,
+    backups: Option<PathBuf>,
+    keep: Option<usize>,
+    busy_timeout_ms: Option<u64>,
+}
+
+pub const DEFAULT_CONFIG: &str = "backstop.toml";
+
+/// Reads the config file (if any) and resolves settings against `env`.
+pub fn resolve(flags: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings> {
+    let (file, base) = match &flags.config {
+        Some(path) => (Some(read_file(path)?), parent(path)),
+        None => {
+            let path = Path::new(DEFAULT_CONFIG);
+            if path.exists() {
+                (Some(read_file(path)?), PathBuf::new())
+            } else {
+                (None, PathBuf::new())
+            }
+        }
+    };
+    resolve_with(flags, env, file.unwrap_or_default(), &base)
+}
+
+fn parent(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn read_file(path: &Path) -> Result<FileSettings> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        problem: format!("cannot be read: {e}"),
+    })?;
+    toml::from_str(&text).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        problem: e.message().to_owned(),
+    })
+}
+
+fn resolve_with(
+    flags: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: FileSettings,
+    base: &Path,
+) -> Result<Settings> {
+    let env = |name: &str| env(name).filter(|v| !v.is_empty());
+    // Paths from the config file are relative to the file, as a user would expect
+    // from `--config deploy/backstop.toml`.
+    let from_file = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+
+    let database = if let Some(d) = &flags.database {
+        database_path(d, "--database")?
+    } else if let Some(d) = env("BACKSTOP_DATABASE") {
+        database_path(&d, "BACKSTOP_DATABASE")?
+    } else if let Some(d) = env("DATABASE_URL") {
+        database_path(&d, "DATABASE_URL")?
+    } else if let Some(d) = file.database {
+        from_file(database_path(&d, "database (backstop.toml)")?)
+    } else {
+        PathBuf::from("dev.db")
+    };
+
+    let migrations = flags
+        .migrations
+        .clone()
+        .or_else(|| env("BACKSTOP_MIGRATIONS").map(PathBuf::from))
+        .or_else(|| file.migrations.map(from_file))
+        .unwrap_or_else(|| PathBuf::from("migrations"));
+    let backups = flags
+        .backups
+        .clone()
+        .or_else(|| env("BACKSTOP_BACKUPS").map(PathBuf::from))
+        .or_else(|| file.backups.map(from_file))
+        .unwrap_or_else(|| PathBuf::from("backups"));
+
+    let keep = match (flags.keep, env("BACKSTOP_KEEP")) {
+        (Some(k), _) => k,
+        (None, Some(v)) => v.trim().parse().map_err(|_| Error::Setting {
+            setting: "BACKSTOP_KEEP",
+            value: v.clone(),
+            expected: "a whole number of backups to keep, at least 1",
+        })?,
+        (None, None) => file.keep.unwrap_or(20),
+    };
+    if keep == 0 {
+        return Err(Error::Setting {
+            setting: "keep",
+            value: "0".into(),
+            expected: "at least 1, so the backup just taken is kept",
+        });
+    }
+    let busy_ms = match (flags.busy_timeout_ms, env("BACKSTOP_BUSY_TIMEOUT_MS")) {
+        (Some(ms), _) => ms,
+        (None, Some(v)) => v.trim().parse().map_err(|_| Error::Setting {
+            setting: "BACKSTOP_BUSY_TIMEOUT_MS",
+            value: v.clone(),
+            expected: "milliseconds, a whole number",
+        })?,
+        (None, None) => file.busy_timeout_ms.unwrap_or(5000),
+    };
+    Ok(Settings {
+        database,
+        migrations,
+        backups,
+        keep,
+        busy_timeout: Duration::from_millis(busy_ms),
+    })
+}
+
+/// Accepts a plain path or a `sqlite:` / `sqlite://` URL (as sqlx and dbmate write
+/// them); any other URL scheme is refused rather than misread as a file name.
+pub fn database_path(value: &str, setting: &'static str) -> Result<PathBuf> {
+    let bad = |expected| Error::Setting {
+        setting,
+        value: value.to_owned(),
+        expected,
+    };
+    let path = if let Some(rest) = value.strip_prefix("sqlite:") {
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        // Query parameters such as `?mode=rwc` are for the driver, not part of the path.
+        rest.split('?').next().unwrap_or("")
+    } else if value.contains("://") {
+        return Err(bad("a SQLite file path or a sqlite: URL"));
+    } else {
+        value
+    };
+    if path.is_empty() || path == ":memory:" {
+        return Err(bad(
+            "a database file (in-memory databases cannot be migrated and backed up)",
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn run(flags: Overrides, env: &[(&str, &str)], file: &str) -> Result<Settings> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let file: FileSettings = toml::from_str(file).unwrap();
+        resolve_with(&flags, &|k| env.get(k).cloned(), file, Path::new("conf"))
+    }
+
+    #[test]
+    fn defaults() {
+        let s = run(Overrides::default(), &[], "").unwrap();
+        assert_eq!(s.database, PathBuf::from("dev.db"));
+        assert_eq!(s.migrations, PathBuf::from("migrations"));
+        assert_eq!(s.backups, PathBuf::from("backups"));
+        assert_eq!(s.keep, 20);
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file() {
+        let file = "database = 'f.db'\nkeep = 3\nmigrations = 'm'";
+        let s = run(Overrides::default(), &[], file).unwrap();
+        assert_eq!(s.database, PathBuf::from("conf/f.db"));
+        assert_eq!(s.migrations, PathBuf::from("conf/m"));
+        assert_eq!(s.keep, 3);
+        let s = run(
+            Overrides::default(),
+            &[
+                ("BACKSTOP_DATABASE", "e.db"),
+                ("BACKSTOP_KEEP", "4"),
+                ("DATABASE_URL", "sqlite:u.db"),
+            ],
+            file,
+        )
+        .unwrap();
+        assert_eq!(s.database, PathBuf::from("e.db"));
+        assert_eq!(s.keep, 4);
+        let flags = Overrides {
+            database: Some("flag.db".into()),
+            keep: Some(5),
+            ..Default::default()
+        };
+        let s = run(
+            flags,
+            &[("BACKSTOP_DATABASE", "e.db"), ("BACKSTOP_KEEP", "4")],
+            file,
+        )
+        .unwrap();
+        assert_eq!(s.database, PathBuf::from("flag.db"));
+        assert_eq!(s.keep, 5);
+    }
+
+    #[test]
+    fn database_url_is_used_after_backstop_database() {
+        let s = run(
+            Overrides::default(),
+            &[("DATABASE_URL", "sqlite://data/app.db?mode=rwc")],
+            "",
+        )
+        .unwrap();
+        assert_eq!(s.database, PathBuf::from("data/app.db"));
+        let s = run(
+            Overrides::default(),
+            &[("DATABASE_URL", "sqlite:///tmp/x.db")],
+            "",
+        )
+        .unwrap();
+        assert_eq!(s.database, PathBuf::from("/tmp/x.db"));
+        let s = run(
+            Overrides::default(),
+            &[("DATABASE_URL", "sqlite:app.db")],
+            "",
+        )
+        .unwrap();
+        assert_eq!(s.database, PathBuf::from("app.db"));
+        let s = run(Overrides::default(), &[("DATABASE_URL", "plain.db")], "").unwrap();
+        assert_eq!(s.database, PathBuf::from("plain.db"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(run(
+            Overrides::default(),
+            &[("DATABASE_URL", "postgres://x/y")],
+            ""
+        )
+        .is_err());
+        assert!(run(
+            Overrides::default(),
+            &[("DATABASE_URL", "sqlite::memory:")],
+            ""
+        )
+        .is_err());
+        assert!(run(Overrides::default(), &[("BACKSTOP_KEEP", "many")], "").is_err());
+        assert!(run(Overrides::default(), &[("BACKSTOP_KEEP", "0")], "").is_err());
+        assert!(toml::from_str::<FileSettings>("databse = 'x'").is_err());
+    }
+
+    #[test]
+    fn empty_env_values_are_ignored() {
+        let s = run(Overrides::default(), &[("BACKSTOP_DATABASE", "")], "").unwrap();
+        assert_eq!(s.database, PathBuf::from("dev.db"));
+    }
+}
