@@ -1,1 +1,6 @@
+//! Integration tests: the real `backstop` binary in temporary folders.
+//! One test binary (see Cargo.toml) so it links once.
 
+mod sandbox;
+
+mod spine;
