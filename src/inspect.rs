@@ -124,11 +124,16 @@ pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> R
         Authorization::Allow
     }));
     let mut destructive = Vec::new();
+    // Column lists of every table, kept up to date migration by migration: only
+    // the tables a migration touches are re-read, so 1,000 pending migrations
+    // stay cheap.
+    let mut known = tables(&scratch, None);
     for &(m, section) in steps {
-        let before = tables(&scratch);
         let mut dropped = BTreeSet::new();
         let mut deleted = BTreeSet::new();
         let mut views = BTreeSet::new();
+        let mut touched = BTreeSet::new();
+        let mut altered = false;
         let followed = walk(&scratch, section, &log, |actions, hostile, line| {
             if let Some(keyword) = hostile {
                 if section.options.transaction {
@@ -139,20 +144,27 @@ pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> R
                     });
                 }
             }
+            let drops = actions.iter().any(|a| matches!(a, Action::DropTable(_)));
             for a in actions {
                 match a {
                     Action::DropTable(t) => {
                         dropped.insert(t.clone());
+                        touched.insert(t.to_lowercase());
                     }
                     Action::DropView(v) => {
                         views.insert(v.clone());
                     }
                     // DROP TABLE asks to delete its rows (and, through foreign-key
-                    // actions, its children's): all of that is the drop, reported above.
-                    Action::Delete(t)
-                        if !actions.iter().any(|a| matches!(a, Action::DropTable(_))) =>
-                    {
+                    // actions, its children's): all of that is the drop.
+                    Action::Delete(t) if !drops => {
                         deleted.insert(t.clone());
+                    }
+                    Action::CreateTable(t) => {
+                        touched.insert(t.to_lowercase());
+                    }
+                    Action::AlterTable(t) => {
+                        altered = true;
+                        touched.insert(t.to_lowercase());
                     }
                     _ => {}
                 }
@@ -160,7 +172,13 @@ pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> R
             Ok(())
         })?;
         complete &= followed;
-        let after = tables(&scratch);
+        let before = subset(&known, &touched);
+        // A rename gives a table a name the authorizer does not report: re-read all.
+        let after = if altered {
+            tables(&scratch, None)
+        } else {
+            tables(&scratch, Some(&touched))
+        };
         let rows = |t: &str| real.and_then(|c| count(c, t));
         for t in &dropped {
             let key = t.to_lowercase();
@@ -202,9 +220,8 @@ pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> R
             });
         }
         for t in deleted {
-            let key = t.to_lowercase();
             // Rows of a table created by this same migration were never the user's.
-            if !before.contains_key(&key) {
+            if !known.contains_key(&t.to_lowercase()) {
                 continue;
             }
             destructive.push(Destructive::DeleteRows {
@@ -212,6 +229,16 @@ pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> R
                 table: t.clone(),
                 rows: rows(&t),
             });
+        }
+        if altered {
+            known = after;
+        } else {
+            for t in &touched {
+                match after.get(t) {
+                    Some(cols) => known.insert(t.clone(), cols.clone()),
+                    None => known.remove(t),
+                };
+            }
         }
     }
     Ok(Findings {
@@ -293,6 +320,8 @@ pub enum Action {
     DropTable(String),
     DropView(String),
     Delete(String),
+    CreateTable(String),
+    AlterTable(String),
 }
 
 impl Action {
@@ -318,6 +347,12 @@ impl Action {
             AuthAction::DropView { view_name } => Action::DropView(view_name.to_owned()),
             AuthAction::Delete { table_name } if !internal(table_name) => {
                 Action::Delete(table_name.to_owned())
+            }
+            AuthAction::CreateTable { table_name } if !internal(table_name) => {
+                Action::CreateTable(table_name.to_owned())
+            }
+            AuthAction::AlterTable { table_name, .. } if !internal(table_name) => {
+                Action::AlterTable(table_name.to_owned())
             }
             _ => return None,
         })
@@ -357,17 +392,28 @@ fn seed(real: &Connection, scratch: &Connection) -> rusqlite::Result<bool> {
     Ok(ok)
 }
 
-/// Tables and their columns, keyed by lowercase name.
-fn tables(conn: &Connection) -> BTreeMap<String, Vec<String>> {
+type Columns = BTreeMap<String, Vec<String>>;
+
+fn subset(all: &Columns, keys: &BTreeSet<String>) -> Columns {
+    keys.iter()
+        .filter_map(|k| all.get(k).map(|v| (k.clone(), v.clone())))
+        .collect()
+}
+
+/// Tables and their columns, keyed by lowercase name: all of them, or `only` these.
+fn tables(conn: &Connection, only: Option<&BTreeSet<String>>) -> Columns {
     let mut out = BTreeMap::new();
     let Ok(mut stmt) = conn.prepare(
         "SELECT m.name, p.name FROM sqlite_schema m, pragma_table_info(m.name) p
-         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+           AND (?1 IS NULL OR lower(m.name) IN (SELECT value FROM json_each(?1)))",
     ) else {
         return out;
     };
-    let Ok(rows) = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-    else {
+    let filter = only.map(|keys| serde_json::to_string(keys).unwrap_or_default());
+    let Ok(rows) = stmt.query_map([filter], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    }) else {
         return out;
     };
     for (t, c) in rows.flatten() {
