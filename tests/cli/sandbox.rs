@@ -1,6 +1,9 @@
 //! A temporary project folder and the real `backstop` binary, with the
 //! environment cleared of anything that could leak in from the developer's shell.
 
+// Not every test module uses every helper.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
