@@ -90,7 +90,7 @@ impl Observer for Progress<'_> {
             Event::Destructive { items } => {
                 self.line(format!(
                     "{} these migrations drop or delete data:",
-                    style("warning:").yellow().bold()
+                    style("warning:").for_stderr().yellow().bold()
                 ));
                 for d in items {
                     self.line(format!("  {d}"));
@@ -205,7 +205,7 @@ impl Observer for Progress<'_> {
                     o.inc(1);
                 }
                 let lead = if self.multi.is_some() {
-                    style("✓").green().to_string()
+                    style("✓").for_stderr().green().to_string()
                 } else {
                     "applied".into()
                 };
@@ -221,14 +221,14 @@ impl Observer for Progress<'_> {
                     self.finish();
                     self.line(format!(
                         "{} {} {}",
-                        style("✗").red(),
+                        style("✗").for_stderr().red(),
                         migration.version,
                         migration.name
                     ));
                 }
             }
             Event::Warning { message } => {
-                self.line(format!("{} {message}", style("warning:").yellow().bold()))
+                self.line(format!("{} {message}", style("warning:").for_stderr().yellow().bold()))
             }
         }
     }

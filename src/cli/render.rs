@@ -7,9 +7,9 @@ use console::style;
 use crate::error::Error;
 
 pub fn error(w: &mut impl Write, e: &Error) -> io::Result<()> {
-    writeln!(w, "{} {e}", style("error:").red().bold())?;
+    writeln!(w, "{} {e}", style("error:").for_stderr().red().bold())?;
     if let Some(h) = super::exit::hint(e) {
-        writeln!(w, "{} {h}", style("hint:").cyan().bold())?;
+        writeln!(w, "{} {h}", style("hint:").for_stderr().cyan().bold())?;
     }
     Ok(())
 }
