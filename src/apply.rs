@@ -20,7 +20,7 @@ use crate::inspect::{self, Action};
 use crate::migration::{Migration, Section, Version};
 use crate::observe::{Direction, Event, Interrupt, Observer};
 use crate::plan::Plan;
-use crate::script;
+use crate::script::Script;
 use crate::settings::Settings;
 
 /// Options of `up`, as plain values.
@@ -603,44 +603,40 @@ impl<'c> Runner<'c> {
         }
         self.track(transactional);
         let changes_before = self.conn.total_changes();
-        let text = &section.text;
-        let mut from = 0;
+        let mut script = Script::new(section);
         loop {
             if self.interrupted() {
                 return Err(Failed {
-                    line: section.line_at(from + script::skip_trivia(&text[from..])),
+                    line: script.next_line(),
                     cause: Cause::Interrupted,
                 });
             }
-            let span = match script::next(self.conn, text, from) {
-                Ok(Some(s)) => s,
+            let st = match script.next(self.conn) {
+                Ok(Some(st)) => st,
                 Ok(None) => break,
-                Err(e) => return Err(self.failed(section, e.offset, e.error)),
+                Err(e) => return Err(self.failed(e.line, e.error)),
             };
-            let line = section.line_at(span.start);
-            let stmt_text = &text[span.start..span.end];
             obs.event(Event::StatementStarted {
                 migration: m,
-                line,
-                sql: stmt_text,
+                line: st.line,
+                sql: st.sql,
             });
             self.statement_started
                 .store(self.clock.elapsed().as_millis() as u64, Ordering::Relaxed);
             let t0 = Instant::now();
-            let result = self.conn.prepare(stmt_text).and_then(|mut stmt| {
+            let result = self.conn.prepare(st.sql).and_then(|mut stmt| {
                 let mut rows = stmt.raw_query();
                 while rows.next()?.is_some() {}
                 Ok(())
             });
             if let Err(e) = result {
-                return Err(self.failed(section, span.start, e));
+                return Err(self.failed(st.line, e));
             }
             obs.event(Event::StatementFinished {
                 migration: m,
-                line,
+                line: st.line,
                 duration: t0.elapsed(),
             });
-            from = span.end;
         }
         self.guard(false);
         let rows = self.conn.total_changes().saturating_sub(changes_before);
@@ -681,8 +677,7 @@ impl<'c> Runner<'c> {
         Ok((duration, rows))
     }
 
-    fn failed(&self, section: &Section, offset: usize, e: rusqlite::Error) -> Failed {
-        let line = section.line_at(offset);
+    fn failed(&self, line: usize, e: rusqlite::Error) -> Failed {
         let hostile = self.touched.lock().ok().and_then(|mut t| t.hostile.take());
         if let Some(keyword) = hostile {
             return Failed {

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 use crate::migration::{Migration, Section, Version};
-use crate::script;
+use crate::script::Script;
 
 /// A statement that SQLite refuses or ignores inside a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,29 +256,28 @@ fn walk(
     log: &Arc<Mutex<Vec<Action>>>,
     mut each: impl FnMut(&[Action], Option<String>, usize) -> Result<()>,
 ) -> Result<bool> {
-    let text = &section.text;
-    let mut from = 0;
+    let mut script = Script::new(section);
     loop {
         clear(log);
-        let span = match script::next(scratch, text, from) {
-            Ok(Some(span)) => span,
+        let st = match script.next(scratch) {
+            Ok(Some(st)) => st,
             Ok(None) => return Ok(true),
             Err(_) => return Ok(false),
         };
         let actions = take(log);
-        let sql = &text[span.start..span.end];
-        let line = section.line_at(span.start);
         let mut hostile = actions.iter().find_map(Action::hostile);
-        if hostile.is_none() && is_vacuum(scratch, sql) {
+        if hostile.is_none() && is_vacuum(scratch, st.sql) {
             hostile = Some("VACUUM".to_owned());
         }
-        each(&actions, hostile.clone(), line)?;
-        // Statements that act on the transaction or on files are not replayed
-        // on the copy: ATTACH would touch a real file.
-        if hostile.is_none() && scratch.execute_batch(sql).is_err() {
+        each(&actions, hostile.clone(), st.line)?;
+        // Only statements that change the schema are replayed on the copy: rows
+        // do not matter here, and a huge data migration must not fill memory.
+        // Statements that act on the transaction or on files are never replayed
+        // (ATTACH would touch a real file).
+        let schema_change = actions.iter().any(Action::changes_schema);
+        if hostile.is_none() && schema_change && scratch.execute_batch(st.sql).is_err() {
             return Ok(false);
         }
-        from = span.end;
     }
 }
 
@@ -322,6 +321,8 @@ pub enum Action {
     Delete(String),
     CreateTable(String),
     AlterTable(String),
+    /// Anything else that changes the schema (indexes, views, triggers, …).
+    Schema,
 }
 
 impl Action {
@@ -354,8 +355,36 @@ impl Action {
             AuthAction::AlterTable { table_name, .. } if !internal(table_name) => {
                 Action::AlterTable(table_name.to_owned())
             }
+            AuthAction::CreateIndex { .. }
+            | AuthAction::CreateTempIndex { .. }
+            | AuthAction::CreateTempTable { .. }
+            | AuthAction::CreateTempTrigger { .. }
+            | AuthAction::CreateTempView { .. }
+            | AuthAction::CreateTrigger { .. }
+            | AuthAction::CreateView { .. }
+            | AuthAction::CreateVtable { .. }
+            | AuthAction::DropIndex { .. }
+            | AuthAction::DropTempIndex { .. }
+            | AuthAction::DropTempTable { .. }
+            | AuthAction::DropTempTrigger { .. }
+            | AuthAction::DropTempView { .. }
+            | AuthAction::DropTrigger { .. }
+            | AuthAction::DropVtable { .. }
+            | AuthAction::Analyze { .. }
+            | AuthAction::Pragma { .. } => Action::Schema,
             _ => return None,
         })
+    }
+
+    pub fn changes_schema(&self) -> bool {
+        matches!(
+            self,
+            Action::DropTable(_)
+                | Action::DropView(_)
+                | Action::CreateTable(_)
+                | Action::AlterTable(_)
+                | Action::Schema
+        )
     }
 
     /// The keyword to name when this cannot run inside a transaction.

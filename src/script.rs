@@ -2,91 +2,175 @@
 //! decide where each statement ends (the tail of each prepare), so triggers and
 //! strings with semicolons work and no hand-written splitter is involved.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int};
 
 use rusqlite::{ffi, Connection};
 
-/// One statement of a section: byte offsets into the section's text.
+use crate::migration::Section;
+
+/// One statement of a section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    /// Offset of the statement's first token (leading comments skipped), for line numbers.
+pub struct Statement<'a> {
+    /// The statement's text, from its first token to just past its `;`.
+    pub sql: &'a str,
+    /// Byte offset of the first token in the section's text.
     pub start: usize,
-    /// Offset just past the statement (after its `;`, if any).
+    /// Byte offset just past the statement.
     pub end: usize,
+    /// 1-based line of the first token in the file.
+    pub line: usize,
 }
 
-/// A statement SQLite could not prepare, at `offset` (its first token).
+/// A statement SQLite could not prepare.
 #[derive(Debug)]
 pub struct PrepareError {
+    /// Byte offset of the failing statement's first token.
     pub offset: usize,
+    pub line: usize,
     pub error: rusqlite::Error,
 }
 
-/// Finds the next statement in `text` starting at byte `from`. `Ok(None)` when only
-/// whitespace and comments remain. Preparing needs the schema as it is at this
-/// point of the migration, so call it on the connection that runs the statements.
-pub fn next(conn: &Connection, text: &str, mut from: usize) -> Result<Option<Span>, PrepareError> {
-    loop {
-        from += skip_trivia(&text[from..]);
-        if from >= text.len() {
-            return Ok(None);
+/// A cursor over a section's statements.
+pub struct Script<'a> {
+    text: &'a str,
+    /// The text with a NUL terminator: SQLite then parses it in place instead of
+    /// copying the rest of the text for every statement (which is quadratic on a
+    /// large migration file).
+    c: CString,
+    from: usize,
+    first_line: usize,
+    /// Lines are counted incrementally, for the same reason.
+    counted_to: usize,
+    line: usize,
+}
+
+impl<'a> Script<'a> {
+    pub fn new(section: &'a Section) -> Script<'a> {
+        Script::of(&section.text, section.first_line)
+    }
+
+    pub fn of(text: &'a str, first_line: usize) -> Script<'a> {
+        // Migration files with NUL bytes are refused when they are read; should
+        // one get here anyway, SQLite would stop at the NUL, and so do we.
+        let text = text.split('\0').next().unwrap_or("");
+        Script {
+            text,
+            c: CString::new(text).unwrap_or_default(),
+            from: 0,
+            first_line,
+            counted_to: 0,
+            line: first_line,
         }
-        let rest = &text[from..];
-        let fail = |error| PrepareError {
-            offset: from,
-            error,
-        };
-        let len = c_int::try_from(rest.len()).map_err(|_| {
-            fail(rusqlite::Error::SqliteFailure(
-                ffi::Error::new(ffi::SQLITE_TOOBIG),
-                Some("migration text is larger than 2 GiB".into()),
-            ))
-        })?;
-        let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
-        let mut tail: *const c_char = std::ptr::null();
-        // SAFETY: `conn.handle()` is valid while `conn` lives; `rest` outlives the
-        // call and its length is passed, so no NUL terminator is needed; the
-        // statement is finalized before returning and never escapes.
-        let (rc, consumed, empty) = unsafe {
-            let db = conn.handle();
-            let rc = ffi::sqlite3_prepare_v2(db, rest.as_ptr().cast(), len, &mut stmt, &mut tail);
-            let consumed = if tail.is_null() {
-                rest.len()
-            } else {
-                (tail as usize).saturating_sub(rest.as_ptr() as usize)
-            };
-            let empty = stmt.is_null();
-            let err = if rc != ffi::SQLITE_OK {
-                let msg = CStr::from_ptr(ffi::sqlite3_errmsg(db))
-                    .to_string_lossy()
-                    .into_owned();
-                Some(rusqlite::Error::SqliteFailure(
-                    ffi::Error::new(rc),
-                    Some(msg),
-                ))
-            } else {
-                None
-            };
-            ffi::sqlite3_finalize(stmt);
-            (err, consumed, empty)
-        };
-        if let Some(e) = rc {
-            return Err(fail(e));
+    }
+
+    /// The 1-based file line of byte `offset` (cheap when offsets only grow).
+    pub fn line_at(&mut self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        if offset < self.counted_to {
+            self.counted_to = 0;
+            self.line = self.first_line;
         }
-        if empty {
-            // A lone `;`: nothing to run, move past it.
-            if consumed == 0 {
+        let newlines = self.text.as_bytes()[self.counted_to..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.line += newlines;
+        self.counted_to = offset;
+        self.line
+    }
+
+    /// The line of the next statement's first token (where a stop would be reported).
+    pub fn next_line(&mut self) -> usize {
+        let at = self.from + skip_trivia(&self.text[self.from..]);
+        self.line_at(at)
+    }
+
+    /// The next statement, prepared on `conn` to find its end. Preparing needs the
+    /// schema as it is at this point of the migration, so call it on the
+    /// connection that runs the statements. `Ok(None)` at the end.
+    pub fn next(&mut self, conn: &Connection) -> Result<Option<Statement<'a>>, PrepareError> {
+        loop {
+            self.from += skip_trivia(&self.text[self.from..]);
+            if self.from >= self.text.len() {
                 return Ok(None);
             }
-            from += consumed;
-            continue;
+            let start = self.from;
+            let rest_len = self.text.len() - start;
+            let tail = match c_int::try_from(rest_len + 1) {
+                Ok(len) => prepare_tail(conn, &self.c, start, len),
+                Err(_) => Err(rusqlite::Error::SqliteFailure(
+                    ffi::Error::new(ffi::SQLITE_TOOBIG),
+                    Some("migration text is larger than 2 GiB".into()),
+                )),
+            };
+            let (consumed, empty) = match tail {
+                Ok(t) => t,
+                Err(error) => {
+                    let line = self.line_at(start);
+                    return Err(PrepareError {
+                        offset: start,
+                        line,
+                        error,
+                    });
+                }
+            };
+            if empty {
+                // Only an empty statement (`;`) was left: nothing to run.
+                if consumed == 0 {
+                    return Ok(None);
+                }
+                self.from += consumed;
+                continue;
+            }
+            let end = start + consumed.clamp(1, rest_len);
+            self.from = end;
+            let line = self.line_at(start);
+            return Ok(Some(Statement {
+                sql: &self.text[start..end],
+                start,
+                end,
+                line,
+            }));
         }
-        let consumed = consumed.clamp(1, rest.len());
-        return Ok(Some(Span {
-            start: from,
-            end: from + consumed,
-        }));
+    }
+}
+
+/// Prepares the statement at byte `start` of `c` and finalizes it at once;
+/// returns how many bytes it took and whether it was empty.
+fn prepare_tail(
+    conn: &Connection,
+    c: &CString,
+    start: usize,
+    len: c_int,
+) -> rusqlite::Result<(usize, bool)> {
+    let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
+    let mut tail: *const c_char = std::ptr::null();
+    // SAFETY: `conn.handle()` is valid while `conn` lives. `start` is within the
+    // NUL-terminated buffer `c`, and `len` counts the bytes from `start` up to
+    // and including its terminator, as SQLite allows. The statement is
+    // finalized before returning and never escapes.
+    unsafe {
+        let db = conn.handle();
+        let sql = c.as_ptr().add(start);
+        let rc = ffi::sqlite3_prepare_v2(db, sql, len, &mut stmt, &mut tail);
+        let consumed = if tail.is_null() {
+            0
+        } else {
+            (tail as usize).saturating_sub(sql as usize)
+        };
+        let empty = stmt.is_null();
+        let err = (rc != ffi::SQLITE_OK).then(|| {
+            let msg = CStr::from_ptr(ffi::sqlite3_errmsg(db))
+                .to_string_lossy()
+                .into_owned();
+            rusqlite::Error::SqliteFailure(ffi::Error::new(rc), Some(msg))
+        });
+        ffi::sqlite3_finalize(stmt);
+        match err {
+            Some(e) => Err(e),
+            None => Ok((consumed, empty)),
+        }
     }
 }
 
@@ -119,15 +203,13 @@ pub fn skip_trivia(s: &str) -> usize {
 mod tests {
     use super::*;
 
-    fn split(sql: &str) -> Vec<&str> {
+    fn split(sql: &str) -> Vec<(String, usize)> {
         let conn = Connection::open_in_memory().unwrap();
+        let mut script = Script::of(sql, 1);
         let mut out = Vec::new();
-        let mut from = 0;
-        while let Some(span) = next(&conn, sql, from).unwrap() {
-            let text = &sql[span.start..span.end];
-            conn.execute_batch(text).unwrap();
-            out.push(text.trim());
-            from = span.end;
+        while let Some(st) = script.next(&conn).unwrap() {
+            conn.execute_batch(st.sql).unwrap();
+            out.push((st.sql.trim().to_owned(), st.line));
         }
         out
     }
@@ -138,24 +220,44 @@ mod tests {
                    CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  UPDATE t SET x = x || ';';\n  SELECT 1;\nEND;\n-- trailing";
         let parts = split(sql);
         assert_eq!(parts.len(), 3, "{parts:?}");
-        assert_eq!(parts[1], "INSERT INTO t VALUES ('a;b');");
-        assert!(parts[2].starts_with("CREATE TRIGGER") && parts[2].ends_with("END;"));
+        assert_eq!(parts[0].1, 2);
+        assert_eq!(parts[1], ("INSERT INTO t VALUES ('a;b');".to_string(), 3));
+        assert!(parts[2].0.starts_with("CREATE TRIGGER") && parts[2].0.ends_with("END;"));
+        assert_eq!(parts[2].1, 4);
     }
 
     #[test]
     fn statement_without_semicolon_at_end() {
-        assert_eq!(split("CREATE TABLE t(x)"), vec!["CREATE TABLE t(x)"]);
+        assert_eq!(split("CREATE TABLE t(x)")[0].0, "CREATE TABLE t(x)");
         assert!(split("  -- only a comment\n").is_empty());
         assert!(split("").is_empty());
+        assert!(split(";;\n;").is_empty());
     }
 
     #[test]
-    fn failing_statement_reports_its_offset() {
+    fn failing_statement_reports_its_offset_and_line() {
         let conn = Connection::open_in_memory().unwrap();
         let sql = "SELECT 1;\n\n  INSRT INTO t VALUES (1);";
-        let first = next(&conn, sql, 0).unwrap().unwrap();
-        let err = next(&conn, sql, first.end).unwrap_err();
+        let mut script = Script::of(sql, 10);
+        script.next(&conn).unwrap().unwrap();
+        let err = script.next(&conn).unwrap_err();
         assert_eq!(&sql[err.offset..err.offset + 5], "INSRT");
+        assert_eq!(err.line, 12);
+    }
+
+    #[test]
+    fn many_statements_stay_linear() {
+        // Line numbers stay right over many statements (counted incrementally).
+        let sql: String = (0..20_000).map(|i| format!("SELECT {i};\n")).collect();
+        let conn = Connection::open_in_memory().unwrap();
+        let mut script = Script::of(&sql, 1);
+        let mut n = 0;
+        let mut last = 0;
+        while let Some(st) = script.next(&conn).unwrap() {
+            n += 1;
+            last = st.line;
+        }
+        assert_eq!((n, last), (20_000, 20_000));
     }
 
     #[test]

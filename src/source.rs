@@ -23,6 +23,7 @@ pub enum FileErrorKind {
     BadName,
     VersionTooLarge,
     NotUtf8,
+    NulByte,
     Unreadable(String),
     UnknownOption(String),
     UnknownMarker(String),
@@ -49,6 +50,7 @@ impl fmt::Display for FileError {
             }
             VersionTooLarge => f.write_str("version does not fit in 64 bits"),
             NotUtf8 => f.write_str("text is not valid UTF-8"),
+            NulByte => f.write_str("text contains a NUL byte (SQLite would stop reading there)"),
             Unreadable(e) => write!(f, "cannot be read: {e}"),
             UnknownOption(o) => write!(
                 f,
@@ -130,11 +132,19 @@ pub fn discover(dir: &Path) -> Result<Vec<Migration>> {
             line: None,
             kind: FileErrorKind::Unreadable(e.to_string()),
         })?;
-        String::from_utf8(bytes).map_err(|_| FileError {
+        let text = String::from_utf8(bytes).map_err(|_| FileError {
             path: path.to_path_buf(),
             line: None,
             kind: FileErrorKind::NotUtf8,
-        })
+        })?;
+        if let Some(at) = text.find('\0') {
+            return Err(FileError {
+                path: path.to_path_buf(),
+                line: Some(text[..at].matches('\n').count() + 1),
+                kind: FileErrorKind::NulByte,
+            });
+        }
+        Ok(text)
     };
     let (migrations, mut more) = parse_all(&files, read);
     errors.append(&mut more);

@@ -227,9 +227,10 @@ impl Observer for Progress<'_> {
                     ));
                 }
             }
-            Event::Warning { message } => {
-                self.line(format!("{} {message}", style("warning:").for_stderr().yellow().bold()))
-            }
+            Event::Warning { message } => self.line(format!(
+                "{} {message}",
+                style("warning:").for_stderr().yellow().bold()
+            )),
         }
     }
 
