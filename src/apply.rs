@@ -142,6 +142,23 @@ pub fn up(
     obs: &mut dyn Observer,
     interrupt: &Interrupt,
 ) -> Result<UpReport> {
+    // The plan is made before the write lock is taken; if another run changed
+    // the tracking table in between, plan again (see `execute`).
+    let mut attempts = 0;
+    loop {
+        match up_once(settings, opts, obs, interrupt) {
+            Err(Error::Raced { .. }) if attempts < 2 => attempts += 1,
+            other => return other,
+        }
+    }
+}
+
+fn up_once(
+    settings: &Settings,
+    opts: &UpOptions,
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<UpReport> {
     let started = Instant::now();
     let path = &settings.database;
     let files = crate::source::discover(&settings.migrations)?;
@@ -173,7 +190,7 @@ pub fn up(
                 command: "up",
                 step: Step::Up,
                 no_backup: opts.no_backup,
-                newest_applied: plan.newest_applied(),
+                planned_on: &rows,
                 create: true,
             },
             existing,
@@ -195,7 +212,8 @@ pub(crate) struct Job<'a> {
     pub command: &'a str,
     pub step: Step,
     pub no_backup: bool,
-    pub newest_applied: Option<Version>,
+    /// The tracking rows the plan was made from: checked again under the lock.
+    pub planned_on: &'a [history::AppliedRow],
     /// Create the database file if it does not exist (`up` only).
     pub create: bool,
 }
@@ -266,6 +284,13 @@ pub(crate) fn execute(
     runner.set_foreign_keys(steps[0].1.options.foreign_keys)?;
     sql(&conn, path, "BEGIN IMMEDIATE")?;
     let mut lock_held = || -> Result<(i64, Schema, Option<BackupInfo>)> {
+        // Another run may have applied migrations since the plan was made (two
+        // `backstop up` at once): never run a stale plan.
+        let now = history::applied(&conn).map_err(|e| Error::from_sqlite(path, e))?;
+        if now != job.planned_on {
+            return Err(Error::Raced { path: path.clone() });
+        }
+        let newest_applied = now.iter().map(|r| r.version).max();
         let data_version = data_version(&conn).map_err(|e| Error::from_sqlite(path, e))?;
         let before = Schema::read(&conn).map_err(|e| Error::from_sqlite(path, e))?;
         let backup = if job.no_backup {
@@ -277,7 +302,7 @@ pub(crate) fn execute(
                     folder: &settings.backups,
                     reason: &format!("before-{}", job.command),
                     keep: settings.keep,
-                    newest_version: job.newest_applied,
+                    newest_version: newest_applied,
                     busy: settings.busy_timeout,
                 },
                 obs,

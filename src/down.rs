@@ -103,7 +103,7 @@ pub fn down(
             command: "down",
             step: Step::Down,
             no_backup: opts.no_backup,
-            newest_applied: plan.newest_applied(),
+            planned_on: &rows,
             create: false,
         },
         Some(opened),

@@ -81,6 +81,9 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    #[error("{path} was changed by another run while this one was planning")]
+    Raced { path: PathBuf },
+
     #[error("{path}: {source}")]
     Database {
         path: PathBuf,

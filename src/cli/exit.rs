@@ -33,6 +33,7 @@ pub fn code_of(e: &Error) -> i32 {
         | Error::NoDatabase { .. }
         | Error::NoFolder { .. }
         | Error::ReadOnly { .. }
+        | Error::Raced { .. }
         | Error::Database { .. } => code::UNAVAILABLE,
         Error::Backup { .. } | Error::Restore { .. } => code::BACKUP,
         Error::Interrupted => code::INTERRUPTED,
@@ -76,6 +77,7 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::NoFolder { .. } => "create the folder first, or check --database".into(),
         Error::ReadOnly { .. } => "make the database file and its folder writable, then retry".into(),
         Error::Database { .. } => "nothing was changed; check the database file".into(),
+        Error::Raced { .. } => "another backstop run applied migrations at the same time; run `backstop status`, then retry".into(),
         Error::Backup { .. } => "nothing was changed. Free some space or fix the backups folder (--backups), \
              then retry; --no-backup skips the backup (not recommended)"
             .into(),
