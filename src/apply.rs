@@ -65,6 +65,12 @@ pub enum Cause {
         total: usize,
     },
     Interrupted,
+    /// Another connection held a lock past the busy timeout (a reader's open
+    /// transaction blocks COMMIT): nothing is wrong with the migration, and the
+    /// database is unavailable (SPEC `up` step 1: exit 4).
+    Locked {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -95,6 +101,10 @@ impl RunFailure {
     pub fn interrupted(&self) -> bool {
         matches!(self.cause, Cause::Interrupted)
     }
+
+    pub fn locked(&self) -> bool {
+        matches!(self.cause, Cause::Locked { .. })
+    }
 }
 
 impl fmt::Display for RunFailure {
@@ -108,6 +118,12 @@ impl fmt::Display for RunFailure {
                 f,
                 "{at}: migration {} interrupted; rolled back",
                 self.version
+            ),
+            Cause::Locked { message } => write!(
+                f,
+                "{at}: migration {} rolled back: {} is locked by another connection ({message})",
+                self.version,
+                self.database.display()
             ),
             Cause::ForeignKeys { violations, total } => {
                 write!(
@@ -548,9 +564,7 @@ impl<'c> Runner<'c> {
         let transactional = section.options.transaction;
         let sql_err = |line: usize, e: rusqlite::Error| Failed {
             line,
-            cause: Cause::Sql {
-                message: message(&e),
-            },
+            cause: cause_of(&e),
         };
         if lock_txn && !transactional {
             // The lock transaction was only there to cover the backup.
@@ -855,12 +869,15 @@ fn fk_pragma(on: bool) -> &'static str {
 }
 
 fn cause_of(e: &rusqlite::Error) -> Cause {
-    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) {
-        Cause::Interrupted
-    } else {
-        Cause::Sql {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::OperationInterrupted) => Cause::Interrupted,
+        Some(C::DatabaseBusy | C::DatabaseLocked) => Cause::Locked {
             message: message(e),
-        }
+        },
+        _ => Cause::Sql {
+            message: message(e),
+        },
     }
 }
 
