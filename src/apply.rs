@@ -95,6 +95,10 @@ pub struct RunFailure {
     /// Another connection committed after the backup was taken: restoring the
     /// backup would undo those writes too.
     pub others_wrote: bool,
+    /// The failed section ran in a transaction, so none of its changes stayed.
+    /// False for `transaction:false`: its statements before the failure stay
+    /// applied (untracked), and only the backup undoes them.
+    pub rolled_back: bool,
 }
 
 impl RunFailure {
@@ -105,6 +109,16 @@ impl RunFailure {
     pub fn locked(&self) -> bool {
         matches!(self.cause, Cause::Locked { .. })
     }
+
+    /// What became of the failed migration's own changes.
+    fn fate(&self) -> &'static str {
+        if self.rolled_back {
+            "rolled back"
+        } else {
+            "NOT rolled back: it runs outside a transaction (transaction:false), so its \
+             statements before this point stay applied; restore the backup to undo them"
+        }
+    }
 }
 
 impl fmt::Display for RunFailure {
@@ -112,25 +126,32 @@ impl fmt::Display for RunFailure {
         let at = format!("{}:{}", self.path.display(), self.line);
         match &self.cause {
             Cause::Sql { message } => {
-                write!(f, "{at}: migration {} failed: {message}", self.version)
+                write!(f, "{at}: migration {} failed: {message}", self.version)?;
+                if !self.rolled_back {
+                    write!(f, "\n  {}", self.fate())?;
+                }
+                Ok(())
             }
             Cause::Interrupted => write!(
                 f,
-                "{at}: migration {} interrupted; rolled back",
-                self.version
+                "{at}: migration {} interrupted; {}",
+                self.version,
+                self.fate()
             ),
             Cause::Locked { message } => write!(
                 f,
-                "{at}: migration {} rolled back: {} is locked by another connection ({message})",
+                "{at}: migration {} stopped: {} is locked by another connection ({message}); {}",
                 self.version,
-                self.database.display()
+                self.database.display(),
+                self.fate()
             ),
             Cause::ForeignKeys { violations, total } => {
                 write!(
                     f,
-                    "{}: migration {} left {total} row(s) whose parent is missing; rolled back",
+                    "{}: migration {} left {total} row(s) whose parent is missing; {}",
                     self.path.display(),
-                    self.version
+                    self.version,
+                    self.fate()
                 )?;
                 for v in violations {
                     match v.rowid {
@@ -361,6 +382,7 @@ pub(crate) fn execute(
                     applied: done.applied.clone(),
                     backup,
                     others_wrote,
+                    rolled_back: section.options.transaction,
                 };
                 let message = failure.to_string();
                 obs.event(Event::MigrationFailed {

@@ -1308,3 +1308,48 @@ fn new_twice_in_the_same_second_never_shares_a_version() {
     let j = s.run(&["status", "--json"]).code(0).json();
     assert_eq!(j["counts"]["pending"], 3);
 }
+
+#[test]
+fn failure_in_a_transaction_false_migration_does_not_claim_a_rollback() {
+    // Outside a transaction nothing can be rolled back: the message must not
+    // say it was, and must point at the backup.
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    s.migration(
+        "2_loose.sql",
+        "-- migrate:up transaction:false\nINSERT INTO a (x) VALUES ('stays');\nINSERT INTO nope VALUES (1);\n",
+    );
+    let out = s.run(&["up"]);
+    out.code(1)
+        .stderr_has("2_loose.sql:3")
+        .stderr_has("no such table: nope")
+        .stderr_has("NOT rolled back")
+        .stderr_has("partly applied")
+        .stderr_has("backstop restore");
+    assert!(
+        !out.stderr.contains("nothing of this run was applied"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(s.query_i64("SELECT count(*) FROM a"), 1);
+    assert_eq!(s.applied(), vec![1]);
+}
+
+#[test]
+fn orphans_left_by_a_transaction_false_migration_are_reported_without_claiming_a_rollback() {
+    let s = Sandbox::new();
+    s.migration("1_family.sql", FAMILY);
+    s.run(&["up"]).code(0);
+    s.migration(
+        "2_loose.sql",
+        "-- migrate:up transaction:false\nDELETE FROM parent WHERE id = 1;\n",
+    );
+    let out = s.run(&["up"]);
+    out.code(1)
+        .stderr_has("2_loose.sql")
+        .stderr_has("child")
+        .stderr_has("NOT rolled back");
+    assert!(!out.stderr.contains("; rolled back"), "{}", out.stderr);
+    assert_eq!(s.applied(), vec![1]);
+}
