@@ -932,6 +932,9 @@ fn a_failing_third_statement_leaves_nothing_of_its_migration_and_keeps_earlier_o
     out.code(1)
         .stderr_has("3_fails.sql:5")
         .stderr_has("UNIQUE constraint failed: a.id")
+        // No terminal and no --on-failure: keep, and print the restore command.
+        .stderr_has("kept")
+        .stderr_has("at version 2")
         .stderr_has("backstop restore");
     assert_eq!(s.applied(), vec![1, 2]);
     assert!(
@@ -1351,5 +1354,76 @@ fn orphans_left_by_a_transaction_false_migration_are_reported_without_claiming_a
         .stderr_has("child")
         .stderr_has("NOT rolled back");
     assert!(!out.stderr.contains("; rolled back"), "{}", out.stderr);
+    assert_eq!(s.applied(), vec![1]);
+}
+
+#[test]
+fn non_utf8_file_name_ending_in_sql_is_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    let name = std::ffi::OsStr::from_bytes(b"2_caf\xe9.sql");
+    std::fs::write(s.path().join("migrations").join(name), B).expect("write");
+    let out = refused(&s, &["up"], &["2_caf"]);
+    assert!(!s.db().exists(), "{}", out.stderr);
+}
+
+#[test]
+fn text_before_the_up_marker_is_refused() {
+    refused_files(
+        &[(
+            "2_b.sql",
+            b"-- a comment is fine\nINSERT INTO a (x) VALUES ('x');\n-- migrate:up\nINSERT INTO a (x) VALUES ('y');\n",
+        )],
+        &["2_b.sql:3", "before the up marker"],
+    );
+}
+
+#[test]
+fn down_file_without_up_file_is_refused() {
+    refused_files(&[("2_b.down.sql", b"DELETE FROM a;\n")], &["2_b.down.sql"]);
+}
+
+#[test]
+fn failing_line_is_a_file_line_in_crlf_and_goose_files() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A).migration(
+        "2_crlf.sql",
+        &crlf("-- migrate:up\r\nINSERT INTO a (x) VALUES ('1');\n\n/* two\nlines */\nINSERT INTO nope VALUES (1);\n"),
+    );
+    s.run(&["up"])
+        .code(1)
+        .stderr_has("2_crlf.sql:6")
+        .stderr_has("no such table: nope");
+    s.remove("migrations/2_crlf.sql");
+    s.migration(
+        "2_goose.sql",
+        "-- +goose Up\n-- +goose StatementBegin\nINSERT INTO a (x) VALUES ('1');\n-- +goose StatementEnd\n-- +goose StatementBegin\nINSERT INTO a (id, x)\nVALUES (1, 'dup');\n-- +goose StatementEnd\n-- +goose Down\nDELETE FROM a;\n",
+    );
+    s.conn()
+        .execute_batch("INSERT INTO a (id, x) VALUES (1, 'taken')")
+        .expect("seed");
+    s.run(&["up"])
+        .code(1)
+        .stderr_has("2_goose.sql:6")
+        .stderr_has("UNIQUE constraint failed");
+    assert_eq!(s.applied(), vec![1]);
+    assert_eq!(s.query_i64("SELECT count(*) FROM a"), 1);
+}
+
+#[test]
+fn new_child_table_with_dangling_references_is_rolled_back() {
+    let s = Sandbox::new();
+    s.migration("1_family.sql", FAMILY);
+    s.run(&["up"]).code(0);
+    s.migration(
+        "2_pets.sql",
+        "-- migrate:up\nCREATE TABLE pet (id INTEGER PRIMARY KEY, owner INTEGER REFERENCES parent(id));\nINSERT INTO pet VALUES (1, 1), (2, 99);\n",
+    );
+    s.run(&["up"])
+        .code(1)
+        .stderr_has("pet")
+        .stderr_has("2_pets.sql");
+    assert!(!s.table_exists("pet"));
     assert_eq!(s.applied(), vec![1]);
 }
