@@ -65,6 +65,12 @@ pub enum Cause {
         total: usize,
     },
     Interrupted,
+    /// Another connection held a lock past the busy timeout (a reader's open
+    /// transaction blocks COMMIT): nothing is wrong with the migration, and the
+    /// database is unavailable (SPEC `up` step 1: exit 4).
+    Locked {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -89,11 +95,29 @@ pub struct RunFailure {
     /// Another connection committed after the backup was taken: restoring the
     /// backup would undo those writes too.
     pub others_wrote: bool,
+    /// The failed section ran in a transaction, so none of its changes stayed.
+    /// False for `transaction:false`: its statements before the failure stay
+    /// applied (untracked), and only the backup undoes them.
+    pub rolled_back: bool,
 }
 
 impl RunFailure {
     pub fn interrupted(&self) -> bool {
         matches!(self.cause, Cause::Interrupted)
+    }
+
+    pub fn locked(&self) -> bool {
+        matches!(self.cause, Cause::Locked { .. })
+    }
+
+    /// What became of the failed migration's own changes.
+    fn fate(&self) -> &'static str {
+        if self.rolled_back {
+            "rolled back"
+        } else {
+            "NOT rolled back: it runs outside a transaction (transaction:false), so its \
+             statements before this point stay applied; restore the backup to undo them"
+        }
     }
 }
 
@@ -102,19 +126,32 @@ impl fmt::Display for RunFailure {
         let at = format!("{}:{}", self.path.display(), self.line);
         match &self.cause {
             Cause::Sql { message } => {
-                write!(f, "{at}: migration {} failed: {message}", self.version)
+                write!(f, "{at}: migration {} failed: {message}", self.version)?;
+                if !self.rolled_back {
+                    write!(f, "\n  {}", self.fate())?;
+                }
+                Ok(())
             }
             Cause::Interrupted => write!(
                 f,
-                "{at}: migration {} interrupted; rolled back",
-                self.version
+                "{at}: migration {} interrupted; {}",
+                self.version,
+                self.fate()
+            ),
+            Cause::Locked { message } => write!(
+                f,
+                "{at}: migration {} stopped: {} is locked by another connection ({message}); {}",
+                self.version,
+                self.database.display(),
+                self.fate()
             ),
             Cause::ForeignKeys { violations, total } => {
                 write!(
                     f,
-                    "{}: migration {} left {total} row(s) whose parent is missing; rolled back",
+                    "{}: migration {} left {total} row(s) whose parent is missing; {}",
                     self.path.display(),
-                    self.version
+                    self.version,
+                    self.fate()
                 )?;
                 for v in violations {
                     match v.rowid {
@@ -370,6 +407,7 @@ pub(crate) fn execute(
                     applied: done.applied.clone(),
                     backup,
                     others_wrote,
+                    rolled_back: section.options.transaction,
                 };
                 let message = failure.to_string();
                 obs.event(Event::MigrationFailed {
@@ -573,9 +611,7 @@ impl<'c> Runner<'c> {
         let transactional = section.options.transaction;
         let sql_err = |line: usize, e: rusqlite::Error| Failed {
             line,
-            cause: Cause::Sql {
-                message: message(&e),
-            },
+            cause: cause_of(&e),
         };
         if lock_txn && !transactional {
             // The lock transaction was only there to cover the backup.
@@ -875,12 +911,15 @@ fn fk_pragma(on: bool) -> &'static str {
 }
 
 fn cause_of(e: &rusqlite::Error) -> Cause {
-    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) {
-        Cause::Interrupted
-    } else {
-        Cause::Sql {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::OperationInterrupted) => Cause::Interrupted,
+        Some(C::DatabaseBusy | C::DatabaseLocked) => Cause::Locked {
             message: message(e),
-        }
+        },
+        _ => Cause::Sql {
+            message: message(e),
+        },
     }
 }
 

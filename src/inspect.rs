@@ -249,7 +249,10 @@ pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> R
 
 /// Runs `section` statement by statement on the scratch database, calling `each`
 /// with what the authorizer saw, the hostile keyword if any, and the line.
-/// Returns false if a statement could not be followed (the rest is skipped).
+/// Returns false if a statement could not be followed. One that cannot be
+/// prepared ends the walk (its end is unknown); one that only fails when run
+/// on the copy (it has no rows, so `NOT NULL`, `max()` and the like can differ)
+/// does not, so a hostile statement after it is still refused before anything runs.
 fn walk(
     scratch: &Connection,
     section: &Section,
@@ -257,11 +260,12 @@ fn walk(
     mut each: impl FnMut(&[Action], Option<String>, usize) -> Result<()>,
 ) -> Result<bool> {
     let mut script = Script::new(section);
+    let mut followed = true;
     loop {
         clear(log);
         let st = match script.next(scratch) {
             Ok(Some(st)) => st,
-            Ok(None) => return Ok(true),
+            Ok(None) => return Ok(followed),
             Err(_) => return Ok(false),
         };
         let actions = take(log);
@@ -273,10 +277,11 @@ fn walk(
         // Only statements that change the schema are replayed on the copy: rows
         // do not matter here, and a huge data migration must not fill memory.
         // Statements that act on the transaction or on files are never replayed
-        // (ATTACH would touch a real file).
+        // (ATTACH would touch a real file). A statement that fails only on the
+        // empty copy does not stop the scan of the statements after it.
         let schema_change = actions.iter().any(Action::changes_schema);
         if hostile.is_none() && schema_change && scratch.execute_batch(st.sql).is_err() {
-            return Ok(false);
+            followed = false;
         }
     }
 }
@@ -522,6 +527,25 @@ mod tests {
             hostile("SAVEPOINT s; RELEASE s; PRAGMA foreign_keys = OFF;"),
             None
         );
+    }
+
+    #[test]
+    fn a_statement_failing_on_the_rowless_copy_does_not_hide_later_ones() {
+        let real = Connection::open_in_memory().unwrap();
+        real.execute_batch("CREATE TABLE a(x); INSERT INTO a VALUES (5);")
+            .unwrap();
+        // On the copy `a` is empty, so max(x) is NULL and the INSERT fails there.
+        let m = mig(
+            2,
+            "CREATE TABLE n(v NOT NULL);\nINSERT INTO n SELECT max(x) FROM a;\nVACUUM;",
+            true,
+        );
+        match inspect(Some(&real), &[(&m, &m.up)]) {
+            Err(Error::Hostile { keyword, line, .. }) => {
+                assert_eq!((keyword.as_str(), line), ("VACUUM", 3))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

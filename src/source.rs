@@ -181,7 +181,23 @@ pub fn create(dir: &Path, name: &str, now: chrono::DateTime<chrono::Utc>) -> Res
         });
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let version = now.format("%Y%m%d%H%M%S").to_string();
+    // Two `new`s in the same second must not share a version (every command
+    // would then refuse the folder): take the next free second instead.
+    let used: std::collections::BTreeSet<u64> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.split_once('_')
+                .and_then(|(v, _)| v.parse::<u64>().ok())
+        })
+        .collect();
+    let mut at = now;
+    let mut version = at.format("%Y%m%d%H%M%S").to_string();
+    while version.parse::<u64>().is_ok_and(|v| used.contains(&v)) {
+        at += chrono::Duration::seconds(1);
+        version = at.format("%Y%m%d%H%M%S").to_string();
+    }
     let path = dir.join(format!("{version}_{slug}.sql"));
     let text = "-- migrate:up\n\n\n-- migrate:down\n\n";
     // create_new: never overwrite a migration written in the same second.

@@ -27,6 +27,7 @@ pub fn code_of(e: &Error) -> i32 {
         | Error::NotApplied { .. }
         | Error::Findings { .. } => code::REFUSED,
         Error::Migration(f) if f.interrupted() => code::INTERRUPTED,
+        Error::Migration(f) if f.locked() => code::UNAVAILABLE,
         Error::Migration(_) => code::FAILED,
         Error::Locked { .. }
         | Error::NotADatabase { .. }
@@ -66,6 +67,9 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::NotApplied { .. } => "see `backstop status` for what is applied".into(),
         Error::Findings { .. } => "see the findings above, each with what to do".into(),
         Error::Migration(f) if f.interrupted() => "the interrupted migration was rolled back; run `backstop up` again when ready".into(),
+        Error::Migration(f) if f.locked() => "another program holds a lock on the database (your app, a sqlite3 shell, a DB \
+             browser, another backstop); close it, then run `backstop up` again. Wait longer with --busy-timeout-ms"
+            .into(),
         Error::Migration(_) => "fix the migration and run `backstop up` again".into(),
         Error::Locked { .. } => "another program holds a lock on the database (your app, a sqlite3 shell, a DB \
              browser, another backstop); close it or retry. Wait longer with --busy-timeout-ms"

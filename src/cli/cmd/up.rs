@@ -98,16 +98,17 @@ pub fn after_failure(
                 format!("Restore {} (undo this whole run; back to {before})", b.path.display()),
                 match &kept_at {
                     Some(v) => format!("Keep the database as it is ({} migration(s) of this run stay applied, at version {v})", failure.applied.len()),
+                    None if !failure.rolled_back => format!("Keep the database as it is (migration {} is partly applied: transaction:false)", failure.version),
                     None => "Keep the database as it is (nothing of this run was applied)".to_string(),
                 },
             ];
+            let title = if failure.rolled_back {
+                "The failed migration was rolled back. What now?"
+            } else {
+                "The failed migration ran outside a transaction and is partly applied. What now?"
+            };
             let default = if failure.others_wrote { 1 } else { 0 };
-            match prompt::select(
-                signals,
-                "The failed migration was rolled back. What now?",
-                &items,
-                default,
-            ) {
+            match prompt::select(signals, title, &items, default) {
                 Answer::Chose(0) => Choice::Restore,
                 Answer::Chose(_) => Choice::Keep,
                 Answer::Left => {
@@ -122,6 +123,12 @@ pub fn after_failure(
             if !ui.quiet {
                 match &kept_at {
                     Some(v) => eprintln!("kept {} at version {v}", settings.database.display()),
+                    // transaction:false: its statements before the failure stayed.
+                    None if !failure.rolled_back => eprintln!(
+                        "kept {}; migration {} is partly applied (transaction:false) and not recorded",
+                        settings.database.display(),
+                        failure.version
+                    ),
                     None => eprintln!(
                         "kept {}; nothing of this run was applied",
                         settings.database.display()
