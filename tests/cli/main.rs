@@ -4,3 +4,4 @@
 mod sandbox;
 
 mod spine;
+mod toolbox;
