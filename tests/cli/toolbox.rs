@@ -574,9 +574,11 @@ fn backups_with(s: &Sandbox, reason: &str) -> usize {
 #[test]
 fn down_reverts_the_newest_after_a_before_down_backup() {
     let s = three();
-    s.run(&["down"])
-        .code(0)
-        .stdout_has("reverted 1 migration(s)");
+    let out = s.run(&["down"]);
+    out.code(0)
+        .stdout_has("reverted 1 migration(s)")
+        .stderr_has("reverted 3 three");
+    assert!(!out.stderr.contains("applied"), "{}", out.stderr);
     assert_eq!(s.applied(), vec![1, 2]);
     assert!(!s.table_exists("three") && s.table_exists("two"));
     assert_eq!(backups_with(&s, ".before-down."), 1, "{}", s.listing());
