@@ -101,6 +101,20 @@ pub fn rehearse(
     };
     let mut quiet = Quiet(obs);
     let result = apply::up(&on_copy, &opts, &mut quiet, interrupt);
+    // `up` would stop before creating a database in a folder that does not
+    // exist (exit 4); the copy lives in a folder that does, so check here.
+    let would_create = match &result {
+        Ok(r) => r.created,
+        Err(Error::Migration(_)) => !real.exists(),
+        Err(_) => false,
+    };
+    let folder = crate::db::folder_of(real);
+    if would_create && !folder.is_dir() {
+        return Err(Error::NoFolder {
+            path: real.clone(),
+            folder,
+        });
+    }
     let after = counts(&copy);
     let schema_after = schema(&copy);
     let (migrations, failure, destructive) = match result {

@@ -152,6 +152,10 @@ pub enum Command {
         after_help = "Examples:\n  backstop repair 20240101000000        shows the diff, asks, records the new checksum"
     )]
     Repair {
+        /// The applied migration whose file was edited on purpose
+        // The id must not be "version": with `propagate_version` clap's own
+        // `--version` flag has that id, and the clash panics at parse time.
+        #[arg(id = "migration_version", value_name = "VERSION")]
         version: u64,
         /// Skip the backup (not recommended)
         #[arg(long)]
@@ -162,6 +166,9 @@ pub enum Command {
         after_help = "Examples:\n  backstop baseline 20240101000000      adopt a database built before backstop"
     )]
     Baseline {
+        /// The newest migration the database already contains
+        // Not id "version": see `Repair`.
+        #[arg(id = "migration_version", value_name = "VERSION")]
         version: u64,
         /// Skip the backup (not recommended)
         #[arg(long)]
@@ -194,4 +201,17 @@ pub struct UpArgs {
     /// Also apply migrations older than the newest applied one
     #[arg(long)]
     pub allow_out_of_order: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap checks argument definitions only when a subcommand is parsed; this
+    /// checks all of them at once (a clash once made `repair` panic).
+    #[test]
+    fn arguments_are_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -22,6 +22,10 @@ pub struct Progress<'a> {
     overall: Option<ProgressBar>,
     current: Option<ProgressBar>,
     bytes: Option<ProgressBar>,
+    /// `up --dry-run`: nothing is really applied, so lines must not say so.
+    rehearsal: bool,
+    /// Of the migration running now: `down` reverts, it does not apply.
+    direction: Direction,
 }
 
 impl<'a> Progress<'a> {
@@ -35,7 +39,15 @@ impl<'a> Progress<'a> {
             overall: None,
             current: None,
             bytes: None,
+            rehearsal: false,
+            direction: Direction::Up,
         }
+    }
+
+    /// For `up --dry-run`: plain lines say "rehearsed", not "applied".
+    pub fn rehearsal(mut self) -> Progress<'a> {
+        self.rehearsal = true;
+        self
     }
 
     /// A line that stays on screen (above any bars).
@@ -146,9 +158,11 @@ impl Observer for Progress<'_> {
                 migration,
                 direction,
             } => {
-                let verb = match direction {
-                    Direction::Up => "applying",
-                    Direction::Down => "reverting",
+                self.direction = direction;
+                let verb = match (self.rehearsal, direction) {
+                    (true, _) => "rehearsing",
+                    (false, Direction::Up) => "applying",
+                    (false, Direction::Down) => "reverting",
                 };
                 if let Some(c) = &self.current {
                     c.reset_elapsed();
@@ -207,7 +221,12 @@ impl Observer for Progress<'_> {
                 let lead = if self.multi.is_some() {
                     style("✓").for_stderr().green().to_string()
                 } else {
-                    "applied".into()
+                    match (self.rehearsal, self.direction) {
+                        (true, _) => "rehearsed",
+                        (false, Direction::Up) => "applied",
+                        (false, Direction::Down) => "reverted",
+                    }
+                    .into()
                 };
                 self.line(format!(
                     "{lead} {} {} ({}, {rows} rows changed)",

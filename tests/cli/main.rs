@@ -5,3 +5,4 @@ mod sandbox;
 
 mod settings;
 mod spine;
+mod toolbox;

@@ -208,7 +208,7 @@ fn dry_run(
     signals: &Signals,
     opts: &UpOptions,
 ) -> Result<i32, Error> {
-    let mut progress = Progress::new(ui, signals);
+    let mut progress = Progress::new(ui, signals).rehearsal();
     let result = crate::rehearse::rehearse(settings, opts, &mut progress, &signals.interrupt);
     progress.finish();
     drop(progress);
