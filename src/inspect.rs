@@ -55,7 +55,11 @@ pub enum Destructive {
 
 impl std::fmt::Display for Destructive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let rows = |r: &Option<u64>| r.map(|n| format!(" ({n} rows)")).unwrap_or_default();
+        let rows = |r: &Option<u64>| match r {
+            Some(1) => " (1 row)".to_string(),
+            Some(n) => format!(" ({n} rows)"),
+            None => String::new(),
+        };
         match self {
             Destructive::DropTable {
                 version,

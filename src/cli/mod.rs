@@ -112,17 +112,17 @@ fn dispatch(
             to,
             no_backup,
         } => cmd::down::run(settings, ui, signals, steps, to, no_backup),
-        Command::Backup { label } => cmd::backup::run(settings, ui, label.as_deref()),
+        Command::Backup { label } => cmd::backup::run(settings, ui, signals, label.as_deref()),
         Command::Backups => cmd::backup::list(settings, ui),
         Command::Restore { backup, latest } => {
             cmd::restore::run(settings, ui, signals, backup, latest)
         }
         Command::Verify => cmd::verify::run(settings, ui),
         Command::Repair { version, no_backup } => {
-            cmd::repair::run(settings, ui, version, no_backup)
+            cmd::repair::run(settings, ui, signals, version, no_backup)
         }
         Command::Baseline { version, no_backup } => {
-            cmd::baseline::run(settings, ui, version, no_backup)
+            cmd::baseline::run(settings, ui, signals, version, no_backup)
         }
         Command::Log => cmd::log::run(settings, ui),
         Command::Completions { .. } => Ok(exit::code::OK),

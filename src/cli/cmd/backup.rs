@@ -4,7 +4,12 @@ use crate::db::{self, Access};
 use crate::error::Error;
 use crate::settings::Settings;
 
-pub fn run(settings: &Settings, ui: &Ui, label: Option<&str>) -> Result<i32, Error> {
+pub fn run(
+    settings: &Settings,
+    ui: &Ui,
+    signals: &Signals,
+    label: Option<&str>,
+) -> Result<i32, Error> {
     let path = &settings.database;
     let opened = db::open(path, Access::Read, settings.busy_timeout)?
         .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
@@ -25,8 +30,7 @@ pub fn run(settings: &Settings, ui: &Ui, label: Option<&str>) -> Result<i32, Err
         }
         None => "manual".into(),
     };
-    let signals = Signals::default();
-    let mut progress = Progress::new(ui, &signals);
+    let mut progress = Progress::new(ui, signals);
     let info = backup::take(
         &backup::Request {
             database: path,

@@ -3,7 +3,13 @@ use crate::error::Error;
 use crate::migration::Version;
 use crate::settings::Settings;
 
-pub fn run(settings: &Settings, ui: &Ui, version: u64, no_backup: bool) -> Result<i32, Error> {
+pub fn run(
+    settings: &Settings,
+    ui: &Ui,
+    signals: &Signals,
+    version: u64,
+    no_backup: bool,
+) -> Result<i32, Error> {
     let todo = crate::baseline::preview(settings, Version(version))?;
     if todo.is_empty() {
         if !ui.quiet {
@@ -17,18 +23,17 @@ pub fn run(settings: &Settings, ui: &Ui, version: u64, no_backup: bool) -> Resul
             eprintln!("  {} {}", m.version, m.name);
         }
     }
-    let signals = Signals::default();
     let question = format!(
         "Record {} migration(s) as applied to {}?",
         todo.len(),
         settings.database.display()
     );
-    if !prompt::confirm(ui, &signals, &question, "baseline")? {
+    if !prompt::confirm(ui, signals, &question, "baseline")? {
         return Err(Error::Declined {
             what: "baseline".into(),
         });
     }
-    let mut progress = Progress::new(ui, &signals);
+    let mut progress = Progress::new(ui, signals);
     let report = crate::baseline::run(settings, Version(version), no_backup, &mut progress)?;
     progress.finish();
     drop(progress);

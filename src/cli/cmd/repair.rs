@@ -3,7 +3,13 @@ use crate::error::Error;
 use crate::migration::Version;
 use crate::settings::Settings;
 
-pub fn run(settings: &Settings, ui: &Ui, version: u64, no_backup: bool) -> Result<i32, Error> {
+pub fn run(
+    settings: &Settings,
+    ui: &Ui,
+    signals: &Signals,
+    version: u64,
+    no_backup: bool,
+) -> Result<i32, Error> {
     let preview = crate::repair::preview(settings, Version(version))?;
     if !preview.needed {
         if !ui.quiet {
@@ -25,12 +31,11 @@ pub fn run(settings: &Settings, ui: &Ui, version: u64, no_backup: bool) -> Resul
             eprintln!();
         }
     }
-    let signals = Signals::default();
     let question =
         format!("Record the edited file as migration {version}? (its new text will not be run)");
     if !prompt::confirm(
         ui,
-        &signals,
+        signals,
         &question,
         &format!("repairing migration {version}"),
     )? {
@@ -38,7 +43,7 @@ pub fn run(settings: &Settings, ui: &Ui, version: u64, no_backup: bool) -> Resul
             what: format!("repair of {version}"),
         });
     }
-    let mut progress = Progress::new(ui, &signals);
+    let mut progress = Progress::new(ui, signals);
     let report = crate::repair::run(settings, &preview, no_backup, &mut progress)?;
     progress.finish();
     drop(progress);
