@@ -45,10 +45,12 @@ pub fn normalize(text: &str) -> Cow<'_, str> {
 
 /// Lowercase hex of a byte string (digests, mostly).
 pub fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
+    // A table, not `write!`: `status` hashes every migration on each run.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0x0f)] as char);
     }
     s
 }

@@ -177,8 +177,16 @@ impl Drift {
     }
 }
 
+/// Collapses whitespace runs to one space, so reformatting is not drift.
 fn normalize_sql(sql: &str) -> String {
-    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(sql.len());
+    for word in sql.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 /// Facts shown by `status`.
