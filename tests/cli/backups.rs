@@ -1025,3 +1025,133 @@ fn restore_picker_on_a_terminal_restores_the_chosen_backup() {
         ])
     );
 }
+
+#[test]
+fn restore_into_a_wal_database_with_an_open_connection_is_seen_by_it() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    let app = s.conn();
+    let mode: String = app
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    s.run(&["backup", "--label", "snap"]).code(0);
+    app.execute_batch("PRAGMA wal_autocheckpoint = 0; INSERT INTO a (x) VALUES ('later');")
+        .unwrap();
+
+    s.run(&["restore", "--latest", "--yes"]).code(0);
+    // The application's open connection sees the restored content.
+    let rows: Vec<String> = {
+        let mut stmt = app.prepare("SELECT x FROM a ORDER BY id").unwrap();
+        let v = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        v
+    };
+    assert_eq!(rows, vec!["one".to_string(), "two".to_string()]);
+    let ok: String = app
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    drop(app);
+    assert_restored_good(&s);
+    let safety = backups_with_reason(&s, "before-restore");
+    assert_eq!(safety.len(), 1, "{}", s.listing());
+    assert_eq!(
+        a_rows(&safety[0]),
+        Some(vec!["one".into(), "two".into(), "later".into()])
+    );
+}
+
+#[test]
+fn restore_on_a_locked_database_exits_4_and_changes_nothing() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    s.conn()
+        .execute("INSERT INTO a (x) VALUES ('later')", [])
+        .unwrap();
+    // Hashed before locking: closing a descriptor of the file in this process
+    // would drop the holder's POSIX locks.
+    let before = file_hash(&s.db());
+    let holder = Connection::open(s.db()).unwrap();
+    holder
+        .execute_batch("BEGIN IMMEDIATE; INSERT INTO a (x) VALUES ('uncommitted');")
+        .unwrap();
+    s.run(&["restore", "--latest", "--yes", "--busy-timeout-ms", "300"])
+        .code(4)
+        .stderr_has("dev.db");
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    assert_eq!(file_hash(&s.db()), before);
+    assert_eq!(
+        a_rows(&s.db()),
+        Some(vec!["one".into(), "two".into(), "later".into()])
+    );
+}
+
+#[test]
+fn databases_with_the_same_file_name_never_share_backups() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    std::fs::create_dir_all(s.path().join("one")).unwrap();
+    std::fs::create_dir_all(s.path().join("two")).unwrap();
+    let one = s.path().join("one/app.db");
+    let two = s.path().join("two/app.db");
+    s.run(&["-d", "one/app.db", "up"]).code(0);
+    s.run(&["-d", "two/app.db", "up"]).code(0);
+    for (db, tag) in [(&one, "only-in-one"), (&two, "only-in-two")] {
+        Connection::open(db)
+            .unwrap()
+            .execute("INSERT INTO a (x) VALUES (?1)", [tag])
+            .unwrap();
+    }
+    s.run(&["-d", "one/app.db", "backup", "--label", "mine"])
+        .code(0);
+    s.run(&["-d", "two/app.db", "backup", "--label", "theirs"])
+        .code(0);
+
+    // Listing: only this database's backups.
+    let j = s
+        .run(&["-d", "one/app.db", "backups", "--json"])
+        .code(0)
+        .json();
+    let reasons: Vec<&str> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, vec!["mine", "before-up"], "{j}");
+
+    // --latest: the newest backup *of this database*, not two's newer one.
+    Connection::open(&one)
+        .unwrap()
+        .execute("DELETE FROM a", [])
+        .unwrap();
+    s.run(&["-d", "one/app.db", "restore", "--latest", "--yes"])
+        .code(0);
+    assert_eq!(
+        a_rows(&one),
+        Some(vec!["one".into(), "two".into(), "only-in-one".into()])
+    );
+
+    // Retention: pruning one's backups leaves two's alone.
+    s.run(&["-d", "one/app.db", "backup", "--keep", "1"])
+        .code(0);
+    let theirs: Vec<_> = s
+        .backups()
+        .into_iter()
+        .filter(|p| name_of(p).contains(".theirs.") || name_of(p).contains(".before-up."))
+        .filter(|p| manifest(p)["source"].as_str().unwrap().contains("/two/"))
+        .collect();
+    assert_eq!(
+        theirs.len(),
+        2,
+        "two's backups were pruned:\n{}",
+        s.listing()
+    );
+}
