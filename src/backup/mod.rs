@@ -260,8 +260,10 @@ fn copy_locked(
                 let path = path.to_path_buf();
                 move |source| Problem::Io { path, source }
             };
-            let mut input = File::open(db).map_err(io(db))?;
-            let total = input.metadata().map(|m| m.len()).unwrap_or(0);
+            // Not `File::open(db)`: closing our own descriptor of the database
+            // would drop the locks this process holds on it (see `DbFile`).
+            let mut input = DbFile::open(db)?;
+            let total = input.size;
             let mut out = create_private(tmp).map_err(io(tmp))?;
             let mut done = 0u64;
             loop {
@@ -298,7 +300,7 @@ fn copy_locked(
     })
 }
 
-fn read_full(input: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match input.read(&mut buf[n..]) {
@@ -309,6 +311,103 @@ fn read_full(input: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// The live database file, read through the file handle of a dedicated
+/// read-only SQLite connection instead of a descriptor of our own.
+///
+/// POSIX drops every lock a process holds on a file as soon as the process
+/// closes *any* descriptor of that file. SQLite's unix VFS knows this and keeps
+/// its own descriptors open while locks are held; a plain `File` does not. Before
+/// this, closing the `File` used for the copy silently released the write lock
+/// that `up` holds across the backup (SPEC `up`: no unnoticed writes between the
+/// backup and the first migration) and the SHARED lock that keeps the file
+/// stable, so another process could write in between.
+struct DbFile {
+    // Owns the sqlite3_file that `file` points into; closing it goes through
+    // SQLite, which defers the close while this process holds locks.
+    _conn: Connection,
+    file: *mut rusqlite::ffi::sqlite3_file,
+    size: u64,
+    offset: u64,
+}
+
+impl DbFile {
+    fn open(db: &Path) -> Result<DbFile, Problem> {
+        use rusqlite::ffi;
+        let conn = Connection::open_with_flags(
+            db,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(Problem::Sqlite)?;
+        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+        // SAFETY: SQLITE_FCNTL_FILE_POINTER stores the main database's
+        // `sqlite3_file*` (owned by `conn`, opened when `conn` was) into `file`.
+        let rc = unsafe {
+            ffi::sqlite3_file_control(
+                conn.handle(),
+                c"main".as_ptr(),
+                ffi::SQLITE_FCNTL_FILE_POINTER,
+                (&mut file as *mut *mut ffi::sqlite3_file).cast(),
+            )
+        };
+        // SAFETY: `file` is null or points to the live sqlite3_file of `conn`.
+        if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
+            return Err(Problem::Sqlite(rusqlite::Error::SqliteFailure(
+                ffi::Error::new(ffi::SQLITE_CANTOPEN),
+                Some(format!("cannot read {}", db.display())),
+            )));
+        }
+        let mut size: i64 = 0;
+        // SAFETY: `file` and its methods are valid while `conn` is open.
+        let rc = unsafe {
+            match (*(*file).pMethods).xFileSize {
+                Some(file_size) => file_size(file, &mut size),
+                None => ffi::SQLITE_MISUSE,
+            }
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(Problem::Sqlite(rusqlite::Error::SqliteFailure(
+                ffi::Error::new(rc),
+                Some(format!("cannot read the size of {}", db.display())),
+            )));
+        }
+        Ok(DbFile {
+            _conn: conn,
+            file,
+            size: size.max(0) as u64,
+            offset: 0,
+        })
+    }
+}
+
+impl Read for DbFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // The caller's SHARED lock keeps the size fixed; read exactly what is left.
+        let n = (self.size.saturating_sub(self.offset)).min(buf.len().min(1 << 30) as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: `file` is valid while `_conn` is open; `buf` has room for `n` bytes.
+        let rc = unsafe {
+            match (*(*self.file).pMethods).xRead {
+                Some(x_read) => x_read(
+                    self.file,
+                    buf.as_mut_ptr().cast(),
+                    n as std::os::raw::c_int,
+                    self.offset as i64,
+                ),
+                None => rusqlite::ffi::SQLITE_MISUSE,
+            }
+        };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            return Err(io::Error::other(format!(
+                "SQLite could not read the database file (code {rc})"
+            )));
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 /// SQLite's online backup API: consistent with WAL content and other writers.

@@ -20,6 +20,7 @@ pub struct Listed {
 /// `.damaged` copies are never listed.
 pub fn list(folder: &Path, database: &Path) -> std::io::Result<Vec<Listed>> {
     let stem = manifest::stem(database);
+    let source = source_of(database);
     let mut out = Vec::new();
     let entries = match fs::read_dir(folder) {
         Ok(e) => e,
@@ -33,6 +34,13 @@ pub fn list(folder: &Path, database: &Path) -> std::io::Result<Vec<Listed>> {
         };
         let path = entry.path();
         let manifest = super::read_manifest(&path).ok();
+        // The name only carries the file stem: `staging/app.db` and `prod/app.db`
+        // (or `app.db` and `app.sqlite`) share it in a common backups folder.
+        // The manifest says whose backup this is, so another database's backup
+        // is never listed, chosen by `restore --latest`, or pruned by our `keep`.
+        if manifest.as_ref().is_some_and(|m| m.source != source) {
+            continue;
+        }
         out.push(Listed {
             path,
             created_at,
@@ -67,4 +75,17 @@ pub fn prune(
     }
     super::sync_dir(folder);
     Ok(deleted)
+}
+
+/// The database's path as `take` records it in manifests (canonical), also
+/// when the file itself is gone (the emergency restore of a deleted database).
+fn source_of(database: &Path) -> PathBuf {
+    if let Ok(p) = fs::canonicalize(database) {
+        return p;
+    }
+    let folder = crate::db::folder_of(database);
+    match (fs::canonicalize(&folder), database.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => database.to_path_buf(),
+    }
 }

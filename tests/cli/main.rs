@@ -1,8 +1,10 @@
 //! Integration tests: the real `backstop` binary in temporary folders.
 //! One test binary (see Cargo.toml) so it links once.
 
+mod pty;
 mod sandbox;
 
+mod backups;
 mod settings;
 mod spine;
 mod toolbox;
