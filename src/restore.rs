@@ -77,11 +77,14 @@ pub fn preview(settings: &Settings, backup_path: &Path) -> Result<Preview> {
     })
 }
 
+/// Header bytes 18 and 19 are 2 for WAL databases. Reads only the header; no
+/// lock is held on the database by this process when it runs.
 fn is_wal(db: &Path) -> bool {
-    // Header bytes 18 and 19 are 2 for WAL databases.
-    fs::read(db)
-        .ok()
-        .map(|b| b.len() > 19 && b[18] == 2 && b[19] == 2)
+    use std::io::Read;
+    let mut header = [0u8; 20];
+    fs::File::open(db)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .map(|_| header[18] == 2 && header[19] == 2)
         .unwrap_or(false)
 }
 
