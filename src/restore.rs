@@ -144,20 +144,35 @@ pub fn run(
     match current {
         Current::Healthy { newest_version, .. } => {
             db::check_writable(database)?;
-            // Never replace anything without a copy of it first.
-            let safety = backup::take(
-                &backup::Request {
-                    database,
-                    folder: &settings.backups,
-                    reason: "before-restore",
-                    keep: settings.keep.max(2),
-                    newest_version,
-                    busy: settings.busy_timeout,
-                },
-                obs,
-            )?;
-            report.safety = Some(safety);
-            copy_in(&preview.backup, database, settings.busy_timeout, obs).map_err(
+            let sqlite = |e| Error::from_sqlite(database, e);
+            let mut dst = Connection::open(database).map_err(sqlite)?;
+            dst.busy_timeout(settings.busy_timeout).map_err(sqlite)?;
+            // Never replace anything without a copy of it first. The backup API
+            // cannot run while this process holds a transaction on the
+            // destination, so instead of a lock: if another connection committed
+            // while the safety copy was taken, take it again.
+            let mut safety = None;
+            for _ in 0..3 {
+                let before = crate::apply::data_version(&dst).map_err(sqlite)?;
+                let taken = backup::take(
+                    &backup::Request {
+                        database,
+                        folder: &settings.backups,
+                        reason: "before-restore",
+                        keep: settings.keep.max(2),
+                        newest_version,
+                        busy: settings.busy_timeout,
+                    },
+                    obs,
+                )?;
+                let settled = crate::apply::data_version(&dst).map_err(sqlite)? == before;
+                safety = Some(taken);
+                if settled {
+                    break;
+                }
+            }
+            report.safety = safety;
+            copy_in(&preview.backup, &mut dst, settings.busy_timeout, obs).map_err(
                 |e| match e {
                     CopyError::Locked => Error::Locked {
                         path: database.clone(),
@@ -192,14 +207,11 @@ enum CopyError {
 /// transaction, so a crash leaves the old or the new state, never a mix.
 fn copy_in(
     backup_path: &Path,
-    database: &Path,
+    dst: &mut Connection,
     busy: Duration,
     obs: &mut dyn Observer,
 ) -> std::result::Result<(), CopyError> {
     let src = backup::open_backup(backup_path).map_err(CopyError::Problem)?;
-    let mut dst = Connection::open(database).map_err(|e| CopyError::Problem(Problem::Sqlite(e)))?;
-    dst.busy_timeout(busy)
-        .map_err(|e| CopyError::Problem(Problem::Sqlite(e)))?;
     let bytes = fs::metadata(backup_path).map(|m| m.len()).unwrap_or(0);
     obs.event(Event::RestoreStarted {
         backup: backup_path,
@@ -208,7 +220,7 @@ fn copy_in(
     let page_size: i64 = src
         .query_row("PRAGMA page_size", [], |r| r.get(0))
         .unwrap_or(4096);
-    let b = rusqlite::backup::Backup::new(&src, &mut dst)
+    let b = rusqlite::backup::Backup::new(&src, dst)
         .map_err(|e| CopyError::Problem(Problem::Sqlite(e)))?;
     let deadline = Instant::now() + busy;
     loop {
