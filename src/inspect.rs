@@ -4,6 +4,7 @@
 //! do the reading, so comments and string literals cannot fool it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization, TransactionOperation};
@@ -247,8 +248,11 @@ fn walk(
         }
         each(&actions, hostile.clone(), line)?;
         // Statements that act on the transaction or on files are not replayed
-        // on the copy: ATTACH would touch a real file.
-        if hostile.is_none() && scratch.execute_batch(sql).is_err() {
+        // on the copy: ATTACH would touch a real file. Nor are read-only ones:
+        // they cannot change the schema, and on a copy without rows a slow one
+        // is pure computation (a recursive CTE) that would run twice, before
+        // any progress is shown and out of Ctrl-C's reach (issue 4).
+        if hostile.is_none() && !read_only(scratch, sql) && !replay(scratch, sql) {
             return Ok(false);
         }
         from = span.end;
@@ -265,6 +269,28 @@ fn take(log: &Arc<Mutex<Vec<Action>>>) -> Vec<Action> {
     log.lock()
         .map(|mut l| std::mem::take(&mut *l))
         .unwrap_or_default()
+}
+
+fn read_only(scratch: &Connection, sql: &str) -> bool {
+    scratch.prepare(sql).is_ok_and(|stmt| stmt.readonly())
+}
+
+/// VM steps after which a replayed statement is stopped. Schema changes on a
+/// copy without rows take a few thousand; more means the statement computes
+/// (say, an INSERT fed by a recursive CTE), which only the real run should do.
+const REPLAY_STEPS: u64 = 5_000_000;
+
+/// Runs `sql` on the copy within `REPLAY_STEPS`; false if it failed or was
+/// stopped (the section then counts as not followed).
+fn replay(scratch: &Connection, sql: &str) -> bool {
+    let steps = AtomicU64::new(0);
+    scratch.progress_handler(
+        1_000,
+        Some(move || steps.fetch_add(1_000, Ordering::Relaxed) >= REPLAY_STEPS),
+    );
+    let ok = scratch.execute_batch(sql).is_ok();
+    scratch.progress_handler(0, None::<fn() -> bool>);
+    ok
 }
 
 /// VACUUM has no authorizer code; its bytecode has an opcode of its own.
@@ -508,5 +534,39 @@ mod tests {
                 rows: Some(0)
             }]
         );
+    }
+
+    /// Issue 4: the pre-run inspection must not run a slow statement a first
+    /// time on the copy (minutes before any progress, deaf to Ctrl-C).
+    #[test]
+    fn slow_statements_are_not_run_on_the_copy() {
+        let slow =
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 50000000)";
+        let started = std::time::Instant::now();
+        // A read-only one is skipped; what follows it is still checked.
+        let m = mig(
+            1,
+            &format!("CREATE TABLE a(x);\n{slow} SELECT count(*) FROM c;\nBEGIN;"),
+            true,
+        );
+        assert!(matches!(
+            inspect(None, &[(&m, &m.up)]),
+            Err(Error::Hostile { line: 3, .. })
+        ));
+        let m = mig(
+            1,
+            &format!("CREATE TABLE a(x);\n{slow} SELECT count(*) FROM c;\nDROP TABLE a;"),
+            true,
+        );
+        let f = inspect(None, &[(&m, &m.up)]).unwrap();
+        assert!(f.complete);
+        // A computing write is stopped; run-time checks take over.
+        let m = mig(
+            1,
+            &format!("CREATE TABLE a(x);\nINSERT INTO a {slow} SELECT x FROM c;"),
+            true,
+        );
+        assert!(!inspect(None, &[(&m, &m.up)]).unwrap().complete);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 }

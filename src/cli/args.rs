@@ -152,6 +152,10 @@ pub enum Command {
         after_help = "Examples:\n  backstop repair 20240101000000        shows the diff, asks, records the new checksum"
     )]
     Repair {
+        /// The applied migration whose file was edited on purpose
+        // Not the id "version": that is the propagated `--version` flag, and
+        // sharing it makes clap panic on `repair --help` and on usage errors.
+        #[arg(id = "target_version", value_name = "VERSION")]
         version: u64,
         /// Skip the backup (not recommended)
         #[arg(long)]
@@ -162,6 +166,9 @@ pub enum Command {
         after_help = "Examples:\n  backstop baseline 20240101000000      adopt a database built before backstop"
     )]
     Baseline {
+        /// The newest migration the database already has
+        // Own id for the same reason as `repair`'s VERSION.
+        #[arg(id = "target_version", value_name = "VERSION")]
         version: u64,
         /// Skip the backup (not recommended)
         #[arg(long)]
@@ -194,4 +201,18 @@ pub struct UpArgs {
     /// Also apply migrations older than the newest applied one
     #[arg(long)]
     pub allow_out_of_order: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// clap checks the whole command tree only in debug builds, and only when it
+    /// renders help or an error; a clash (like a positional named `version`
+    /// next to the propagated `--version`) then panics at the user. Check it here.
+    #[test]
+    fn command_tree_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

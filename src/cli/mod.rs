@@ -73,12 +73,12 @@ pub fn run() -> i32 {
 
     if let Command::Completions { shell } = &cli.command {
         use clap::CommandFactory;
-        clap_complete::generate(
-            *shell,
-            &mut Cli::command(),
-            "backstop",
-            &mut std::io::stdout(),
-        );
+        // Into a buffer first: clap_complete panics when its writer fails, and
+        // `backstop completions bash | head` closes the pipe (STYLE 4: a broken
+        // pipe exits quietly).
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "backstop", &mut script);
+        render::out(&String::from_utf8_lossy(&script));
         return exit::code::OK;
     }
     let overrides = Overrides {
