@@ -3,4 +3,5 @@
 
 mod sandbox;
 
+mod output;
 mod spine;
