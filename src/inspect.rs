@@ -4,6 +4,7 @@
 //! do the reading, so comments and string literals cannot fool it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization, TransactionOperation};
@@ -279,12 +280,13 @@ fn walk(
         }
         each(&actions, hostile.clone(), st.line)?;
         // Only statements that change the schema are replayed on the copy: rows
-        // do not matter here, and a huge data migration must not fill memory.
+        // do not matter here, a huge data migration must not fill memory, and a
+        // slow query must not run twice out of Ctrl-C's reach (issue 4).
         // Statements that act on the transaction or on files are never replayed
         // (ATTACH would touch a real file). A statement that fails only on the
         // empty copy does not stop the scan of the statements after it.
         let schema_change = actions.iter().any(Action::changes_schema);
-        if hostile.is_none() && schema_change && scratch.execute_batch(st.sql).is_err() {
+        if hostile.is_none() && schema_change && !replay(scratch, st.sql) {
             followed = false;
         }
     }
@@ -300,6 +302,24 @@ fn take(log: &Arc<Mutex<Vec<Action>>>) -> Vec<Action> {
     log.lock()
         .map(|mut l| std::mem::take(&mut *l))
         .unwrap_or_default()
+}
+
+/// VM steps after which a replayed statement is stopped. Schema changes on a
+/// copy without rows take a few thousand; more means the statement computes
+/// (say, an INSERT fed by a recursive CTE), which only the real run should do.
+const REPLAY_STEPS: u64 = 5_000_000;
+
+/// Runs `sql` on the copy within `REPLAY_STEPS`; false if it failed or was
+/// stopped (the section then counts as not followed).
+fn replay(scratch: &Connection, sql: &str) -> bool {
+    let steps = AtomicU64::new(0);
+    scratch.progress_handler(
+        1_000,
+        Some(move || steps.fetch_add(1_000, Ordering::Relaxed) >= REPLAY_STEPS),
+    );
+    let ok = scratch.execute_batch(sql).is_ok();
+    scratch.progress_handler(0, None::<fn() -> bool>);
+    ok
 }
 
 /// VACUUM has no authorizer code; its bytecode has an opcode of its own.
@@ -611,5 +631,39 @@ mod tests {
                 rows: Some(0)
             }]
         );
+    }
+
+    /// Issue 4: the pre-run inspection must not run a slow statement a first
+    /// time on the copy (minutes before any progress, deaf to Ctrl-C).
+    #[test]
+    fn slow_statements_are_not_run_on_the_copy() {
+        let slow =
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 50000000)";
+        let started = std::time::Instant::now();
+        // A read-only one is skipped; what follows it is still checked.
+        let m = mig(
+            1,
+            &format!("CREATE TABLE a(x);\n{slow} SELECT count(*) FROM c;\nBEGIN;"),
+            true,
+        );
+        assert!(matches!(
+            inspect(None, &[(&m, &m.up)]),
+            Err(Error::Hostile { line: 3, .. })
+        ));
+        let m = mig(
+            1,
+            &format!("CREATE TABLE a(x);\n{slow} SELECT count(*) FROM c;\nDROP TABLE a;"),
+            true,
+        );
+        let f = inspect(None, &[(&m, &m.up)]).unwrap();
+        assert!(f.complete);
+        // A computing schema change is stopped; run-time checks take over.
+        let m = mig(
+            1,
+            &format!("CREATE TABLE b AS {slow} SELECT x FROM c;"),
+            true,
+        );
+        assert!(!inspect(None, &[(&m, &m.up)]).unwrap().complete);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 }

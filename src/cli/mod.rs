@@ -51,9 +51,28 @@ impl Signals {
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap prints help/version to stdout and usage errors to stderr (exit 2).
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: clap prints them to stdout (exit 0).
             let _ = e.print();
+            return e.exit_code();
+        }
+        Err(e) => {
+            // Usage errors keep clap's text and exit code 2, but its closing
+            // "try '--help'" becomes a `hint:` line like every other error's
+            // (SPEC "Exit codes": say what the user can do next). Plain text:
+            // --color is not known when the arguments do not parse.
+            let text = e.render().to_string();
+            let text = match text.trim_end().rsplit_once('\n') {
+                Some((body, last)) if last.starts_with("For more information") => {
+                    format!(
+                        "{body}\nhint: {}{}\n",
+                        &last[..1].to_lowercase(),
+                        &last[1..]
+                    )
+                }
+                _ => text,
+            };
+            eprint!("{text}");
             return e.exit_code();
         }
     };
@@ -73,12 +92,12 @@ pub fn run() -> i32 {
 
     if let Command::Completions { shell } = &cli.command {
         use clap::CommandFactory;
-        clap_complete::generate(
-            *shell,
-            &mut Cli::command(),
-            "backstop",
-            &mut std::io::stdout(),
-        );
+        // Into a buffer first: clap_complete panics when its writer fails, and
+        // `backstop completions bash | head` closes the pipe (STYLE 4: a broken
+        // pipe exits quietly).
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "backstop", &mut script);
+        render::out(&String::from_utf8_lossy(&script));
         return exit::code::OK;
     }
     let overrides = Overrides {
