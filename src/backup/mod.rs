@@ -16,7 +16,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -230,8 +229,10 @@ fn copy_verified(
 
 const CHUNK: usize = 1 << 20;
 
-/// Copies `db` to `tmp` while `locked` holds the SHARED lock; hashes on one
-/// thread and runs quick_check on the locked connection on another.
+/// Copies `db` to `tmp` while `locked` holds the SHARED lock, hashing each chunk
+/// as it is written, while quick_check runs on the locked connection on the
+/// other core. Chunks come from SQLite's memory map of the file where it has
+/// one (no copy into a buffer: the data is read once, by `write` and the hash).
 fn copy_locked(
     locked: Connection,
     db: &Path,
@@ -241,21 +242,7 @@ fn copy_locked(
     std::thread::scope(|scope| {
         // The connection comes back with the result: the lock must outlive the copy.
         let check = scope.spawn(move || (quick_check(&locked, db), locked));
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(8);
-        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
-        let hasher = scope.spawn(move || {
-            let mut h = Sha256::new();
-            let mut first = None;
-            for buf in rx {
-                if first.is_none() && buf.len() >= 28 {
-                    first = Some(u32::from_be_bytes([buf[24], buf[25], buf[26], buf[27]]));
-                }
-                h.update(&buf);
-                let _ = back_tx.send(buf);
-            }
-            (hex(&h.finalize()), first)
-        });
-        let copy = (|| -> Result<u64, Problem> {
+        let copy = (|| -> Result<(String, u64, Option<u32>), Problem> {
             let io = |path: &Path| {
                 let path = path.to_path_buf();
                 move |source| Problem::Io { path, source }
@@ -265,38 +252,39 @@ fn copy_locked(
             let mut input = DbFile::open(db)?;
             let total = input.size;
             let mut out = create_private(tmp).map_err(io(tmp))?;
+            let mut hash = Sha256::new();
+            let mut counter = None;
+            let mut buf = Vec::new();
             let mut done = 0u64;
             loop {
-                let mut buf = back_rx.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
-                buf.resize(CHUNK, 0);
-                let n = read_full(&mut input, &mut buf).map_err(io(db))?;
+                let n = input.next_chunk(CHUNK, &mut buf, |bytes| {
+                    if done == 0 && bytes.len() >= 28 {
+                        counter = Some(u32::from_be_bytes([
+                            bytes[24], bytes[25], bytes[26], bytes[27],
+                        ]));
+                    }
+                    out.write_all(bytes)?;
+                    hash.update(bytes);
+                    Ok(())
+                });
+                let n = n.map_err(io(tmp))?;
                 if n == 0 {
                     break;
                 }
-                buf.truncate(n);
-                out.write_all(&buf).map_err(io(tmp))?;
                 done += n as u64;
                 obs.event(Event::BackupProgress { done, total });
-                if tx.send(buf).is_err() {
-                    break;
-                }
             }
             out.sync_all().map_err(io(tmp))?;
-            Ok(done)
+            Ok((hex(&hash.finalize()), done, counter))
         })();
-        drop(tx);
-        let (sha, counter) = hasher.join().map_err(|_| Problem::Check {
-            path: tmp.to_path_buf(),
-            detail: "hashing thread failed".into(),
-        })?;
         let (checked, locked) = check.join().map_err(|_| Problem::Check {
             path: db.to_path_buf(),
             detail: "quick_check thread failed".into(),
         })?;
-        let size = copy?;
         drop(locked);
+        let copied = copy?;
         checked?;
-        Ok((sha, size, counter))
+        Ok(copied)
     })
 }
 
@@ -333,6 +321,73 @@ struct DbFile {
 }
 
 impl DbFile {
+    /// Hands the next chunk of at most `max` bytes to `use_bytes`: straight from
+    /// SQLite's memory map of the file when it has one, else read into `buf`.
+    /// Returns the chunk's length, 0 at the end.
+    fn next_chunk(
+        &mut self,
+        max: usize,
+        buf: &mut Vec<u8>,
+        mut use_bytes: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<usize> {
+        let n = (self.size.saturating_sub(self.offset)).min(max as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        if let Some(ptr) = self.fetch(n) {
+            // SAFETY: SQLite's xFetch returned a pointer to `n` readable bytes of
+            // its read-only shared mapping; it stays valid until xUnfetch below.
+            let bytes = unsafe { std::slice::from_raw_parts(ptr, n) };
+            let result = use_bytes(bytes);
+            self.unfetch(ptr, n);
+            result?;
+            self.offset += n as u64;
+            return Ok(n);
+        }
+        buf.resize(n, 0);
+        let got = read_full(self, &mut buf[..n])?;
+        use_bytes(&buf[..got])?;
+        Ok(got)
+    }
+
+    /// A pointer into SQLite's memory map for `n` bytes at the current offset.
+    fn fetch(&mut self, n: usize) -> Option<*const u8> {
+        let n_int = std::os::raw::c_int::try_from(n).ok()?;
+        let mut p: *mut std::os::raw::c_void = std::ptr::null_mut();
+        // SAFETY: `file` and its methods are valid while `_conn` is open; xFetch
+        // exists from io-methods version 3 on, which is checked first.
+        let rc = unsafe {
+            let methods = &*(*self.file).pMethods;
+            match (methods.iVersion >= 3, methods.xFetch) {
+                (true, Some(x_fetch)) => x_fetch(self.file, self.offset as i64, n_int, &mut p),
+                _ => return None,
+            }
+        };
+        (rc == rusqlite::ffi::SQLITE_OK && !p.is_null()).then_some(p as *const u8)
+    }
+
+    /// Releases a chunk from `fetch`. The pages are also dropped from this
+    /// process's page tables (they stay in the OS page cache), so resident
+    /// memory does not grow with the database.
+    fn unfetch(&mut self, p: *const u8, n: usize) {
+        // SAFETY: `p`/`n` came from `fetch` at this offset; MADV_DONTNEED on a
+        // read-only shared file mapping only unmaps pages, it cannot lose data.
+        unsafe {
+            let page = 4096usize;
+            let start = (p as usize) & !(page - 1);
+            let len = (p as usize + n) - start;
+            libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
+            let methods = &*(*self.file).pMethods;
+            if let Some(x_unfetch) = methods.xUnfetch {
+                x_unfetch(
+                    self.file,
+                    self.offset as i64,
+                    p as *mut std::os::raw::c_void,
+                );
+            }
+        }
+    }
+
     fn open(db: &Path) -> Result<DbFile, Problem> {
         use rusqlite::ffi;
         let conn = Connection::open_with_flags(
@@ -340,6 +395,9 @@ impl DbFile {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(Problem::Sqlite)?;
+        // Let SQLite map the file (up to its 2 GiB limit) so chunks can be
+        // written and hashed without first copying them into a buffer.
+        let _ = conn.execute_batch("PRAGMA mmap_size = 2147418112");
         let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
         // SAFETY: SQLITE_FCNTL_FILE_POINTER stores the main database's
         // `sqlite3_file*` (owned by `conn`, opened when `conn` was) into `file`.
