@@ -22,21 +22,30 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "backstop")
 
 
+GNU_TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
+
+
 def timed(cmd, cwd=None, stdin=None):
-    """Runs cmd; returns (seconds, peak RSS in MiB). Fails loudly on non-zero exit."""
+    """Runs cmd; returns (seconds, peak RSS in MiB or None). Fails loudly on non-zero exit.
+
+    Peak RSS comes from GNU time: a child forked from this Python process would
+    inherit Python's own high-water mark in its rusage."""
+    rss_file = tempfile.NamedTemporaryFile(delete=False)
+    rss_file.close()
+    full = ([GNU_TIME, "-f", "%M", "-o", rss_file.name] if GNU_TIME else []) + cmd
     start = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if stdin:
-        p.stdin.write(stdin)
-        p.stdin.close()
-    _, status, usage = os.wait4(p.pid, 0)
+    p = subprocess.run(full, cwd=cwd, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
-    err = p.stderr.read().decode(errors="replace")
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        sys.exit(f"{' '.join(cmd)} exited {code}:\n{err}")
-    return elapsed, usage.ru_maxrss / 1024
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stderr.decode(errors='replace')}")
+    rss = None
+    try:
+        with open(rss_file.name) as f:
+            rss = int(f.read().strip().splitlines()[-1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    os.unlink(rss_file.name)
+    return elapsed, rss
 
 
 def median(xs):
@@ -114,11 +123,6 @@ def make_big_db(path, mib):
     subprocess.run(["sqlite3", path, sql], check=True)
 
 
-def drop_caches_hint():
-    # Page cache is warm for every contender alike (the file was just written).
-    pass
-
-
 def bench_backup(work, mib, runs):
     folder = os.path.join(work, "big")
     os.makedirs(folder, exist_ok=True)
@@ -140,23 +144,27 @@ def bench_backup(work, mib, runs):
         ("sqlite3 .backup", lambda: timed(["sqlite3", db, f".backup '{copy}'"])),
         ("quick_check (sqlite3)", lambda: timed(["sqlite3", db, "PRAGMA quick_check"])),
         ("sha256sum", lambda: timed(["sha256sum", db])),
-        ("backstop backup (verified)", lambda: timed([BIN, "-d", db, "--backups", os.path.join(folder, "backups"),
-                                                      "--keep", "1", "backup", "-q"])),
+        ("backstop backup (verified)", lambda: timed([BIN, "-d", db, "--backups", backups,
+                                                      "--keep", "1000", "backup", "-q"])),
     ]
+    backups = os.path.join(folder, "backups")
     for name, fn in contenders:
         times, rss = [], []
         for _ in range(runs):
+            # Every contender starts alike: no old copy to delete, dirty pages flushed.
             if os.path.exists(copy):
                 os.remove(copy)
+            shutil.rmtree(backups, ignore_errors=True)
+            os.sync()
             t, m = fn()
             times.append(t)
-            rss.append(m)
+            rss.append(m or 0)
         results[name] = (median(times), max(rss))
-    print(f"backup of a {size:.0f} MiB database (median of {runs}; peak RSS):")
+    print(f"backup of a {size:.0f} MiB database (median of {runs}; peak RSS via GNU time):")
     base = results["cp + fsync"][0]
     for name, (t, m) in results.items():
         print(f"  {name:28s} {t:7.3f} s  {t / base:5.2f}x cp   {m:7.1f} MiB")
-    shutil.rmtree(os.path.join(folder, "backups"), ignore_errors=True)
+    shutil.rmtree(backups, ignore_errors=True)
 
 
 def main():
