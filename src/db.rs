@@ -61,17 +61,47 @@ pub fn open(path: &Path, access: Access, busy: Duration) -> Result<Option<Opened
         Access::Write => OpenFlags::SQLITE_OPEN_READ_WRITE,
         Access::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
     };
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::from_sqlite(path, e))?;
-    conn.busy_timeout(busy)
-        .map_err(|e| Error::from_sqlite(path, e))?;
-    // Reading the schema makes SQLite look at the header: a file that is not a
-    // database fails here, before anything could write to it.
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
-        .map_err(|e| Error::from_sqlite(path, e))?;
+    let conn = match connect(path, flags, busy) {
+        Err(e) if access == Access::Read && needs_recovery(&e) => {
+            // A writer died inside a transaction (backstop killed mid-migration,
+            // the app crashing) and left a hot journal. Its changes never
+            // committed; SQLite undoes them on the next read by a connection
+            // allowed to write, but refuses a read-only one, so every command
+            // failed "read-only" after a crash (SPEC "Safety properties": a rerun
+            // of `up` finishes the job). Let SQLite roll it back, as any client
+            // opening the file would: the result is the last committed state.
+            let writable = flags.difference(OpenFlags::SQLITE_OPEN_READ_ONLY)
+                | OpenFlags::SQLITE_OPEN_READ_WRITE;
+            match connect(path, writable, busy) {
+                Ok(_recovered) => connect(path, flags, busy),
+                // Read-only file or folder: keep SQLite's own error (exit 4).
+                Err(_) => Err(e),
+            }
+        }
+        other => other,
+    }
+    .map_err(|e| Error::from_sqlite(path, e))?;
     Ok(Some(Opened {
         conn,
         created: !exists,
     }))
+}
+
+fn connect(path: &Path, flags: OpenFlags, busy: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(busy)?;
+    // Reading the schema makes SQLite look at the header: a file that is not a
+    // database fails here, before anything could write to it.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+    Ok(conn)
+}
+
+/// A read-only connection met a hot journal (or a WAL needing recovery).
+fn needs_recovery(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == ffi::SQLITE_READONLY_ROLLBACK
+            || f.extended_code == ffi::SQLITE_READONLY_RECOVERY)
 }
 
 /// The folder a database file lives in ("." for a bare file name).
