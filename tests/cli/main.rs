@@ -3,4 +3,5 @@
 
 mod sandbox;
 
+mod faults;
 mod spine;
