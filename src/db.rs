@@ -81,10 +81,40 @@ pub fn open(path: &Path, access: Access, busy: Duration) -> Result<Option<Opened
         other => other,
     }
     .map_err(|e| Error::from_sqlite(path, e))?;
+    check_length(&conn, path).map_err(|e| Error::from_sqlite(path, e))?;
     Ok(Some(Opened {
         conn,
         created: !exists,
     }))
+}
+
+/// SQLite refuses a file shorter than its header's page count, but counts a
+/// partial last page as whole and reads the missing bytes as zeros: a file cut
+/// inside its last page (an interrupted copy, a full disk) would pass
+/// quick_check, be backed up as "verified" and be migrated. In rollback-journal
+/// mode a whole database is always a whole number of pages (in WAL mode the
+/// newest pages may live in the -wal), so refuse anything shorter. The read
+/// transaction keeps writers from extending the file meanwhile.
+fn check_length(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN")?;
+    let pages = conn.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0));
+    let page_size = conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0));
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    conn.execute_batch("COMMIT")?;
+    let expected = pages?.max(0) as u64 * page_size?.max(0) as u64;
+    if len < expected {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(format!(
+                "the file is {len} bytes but its pages need {expected}: it was truncated"
+            )),
+        ));
+    }
+    Ok(())
 }
 
 fn connect(path: &Path, flags: OpenFlags, busy: Duration) -> rusqlite::Result<Connection> {
