@@ -8,6 +8,7 @@
 //! parallel, so the data is read once at copy speed. WAL databases go through
 //! SQLite's online backup API, since part of their content lives in the `-wal`.
 
+mod handle;
 mod manifest;
 mod retention;
 
@@ -213,12 +214,12 @@ fn copy_verified(
         })
     } else {
         // The read transaction holds SHARED until the copy is done: writers can
-        // prepare but not commit, so the file is stable. A hot journal left by a
-        // crash is rolled back by this first read, before we copy.
+        // prepare but not commit, so the file is stable. (A hot journal left by
+        // a crash was rolled back when the command opened the database.)
         src.execute_batch("BEGIN").map_err(Problem::Sqlite)?;
         src.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
             .map_err(Problem::Sqlite)?;
-        let result = copy_locked(src, db, tmp, obs);
+        let result = copy_locked(src, db, tmp, busy, obs);
         result.map(|(sha256, size, change_counter)| Copied {
             size,
             sha256,
@@ -230,17 +231,31 @@ fn copy_verified(
 
 const CHUNK: usize = 1 << 20;
 
-/// Copies `db` to `tmp` while `locked` holds the SHARED lock; hashes on one
-/// thread and runs quick_check on the locked connection on another.
+/// Copies `db` to `tmp` while `locked` holds the SHARED lock, reading through
+/// `locked`'s own file handle (see `handle.rs`: a second descriptor would drop
+/// this process's locks when closed); hashes on one thread and runs
+/// quick_check on another connection of this process, which shares the lock.
 fn copy_locked(
     locked: Connection,
     db: &Path,
     tmp: &Path,
+    busy: Duration,
     obs: &mut dyn Observer,
 ) -> Result<(String, u64, Option<u32>), Problem> {
+    let input = handle::DbFile::of(&locked).map_err(|source| Problem::Io {
+        path: db.to_path_buf(),
+        source,
+    })?;
     std::thread::scope(|scope| {
-        // The connection comes back with the result: the lock must outlive the copy.
-        let check = scope.spawn(move || (quick_check(&locked, db), locked));
+        let check = scope.spawn(move || {
+            let conn = Connection::open_with_flags(
+                db,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(Problem::Sqlite)?;
+            conn.busy_timeout(busy).map_err(Problem::Sqlite)?;
+            quick_check(&conn, db)
+        });
         let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(8);
         let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
         let hasher = scope.spawn(move || {
@@ -260,18 +275,14 @@ fn copy_locked(
                 let path = path.to_path_buf();
                 move |source| Problem::Io { path, source }
             };
-            let mut input = File::open(db).map_err(io(db))?;
-            let total = input.metadata().map(|m| m.len()).unwrap_or(0);
+            let total = input.size().map_err(io(db))?;
             let mut out = create_private(tmp).map_err(io(tmp))?;
             let mut done = 0u64;
-            loop {
+            while done < total {
+                let n = CHUNK.min((total - done) as usize);
                 let mut buf = back_rx.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
-                buf.resize(CHUNK, 0);
-                let n = read_full(&mut input, &mut buf).map_err(io(db))?;
-                if n == 0 {
-                    break;
-                }
-                buf.truncate(n);
+                buf.resize(n, 0);
+                input.read_at(&mut buf, done).map_err(io(db))?;
                 out.write_all(&buf).map_err(io(tmp))?;
                 done += n as u64;
                 obs.event(Event::BackupProgress { done, total });
@@ -287,15 +298,16 @@ fn copy_locked(
             path: tmp.to_path_buf(),
             detail: "hashing thread failed".into(),
         })?;
-        let (checked, locked) = check.join().map_err(|_| Problem::Check {
+        let checked = check.join().map_err(|_| Problem::Check {
             path: db.to_path_buf(),
             detail: "quick_check thread failed".into(),
         })?;
         let size = copy?;
-        drop(locked);
         checked?;
         Ok((sha, size, counter))
     })
+    // `locked` (and with it the SHARED lock) is released only here, after the
+    // copy and the check.
 }
 
 fn read_full(input: &mut File, buf: &mut [u8]) -> io::Result<usize> {
