@@ -174,6 +174,7 @@ pub fn up(
                 step: Step::Up,
                 no_backup: opts.no_backup,
                 newest_applied: plan.newest_applied(),
+                recorded: rows.iter().map(|r| r.version).collect(),
                 create: true,
             },
             existing,
@@ -196,6 +197,8 @@ pub(crate) struct Job<'a> {
     pub step: Step,
     pub no_backup: bool,
     pub newest_applied: Option<Version>,
+    /// The versions recorded when the plan was built, checked again under the lock.
+    pub recorded: Vec<Version>,
     /// Create the database file if it does not exist (`up` only).
     pub create: bool,
 }
@@ -265,6 +268,20 @@ pub(crate) fn execute(
     // is read through a second connection, which this lock does not block.
     runner.set_foreign_keys(steps[0].1.options.foreign_keys)?;
     sql(&conn, path, "BEGIN IMMEDIATE")?;
+    // The plan was built before this lock: a second `backstop up` started at
+    // the same time may have applied (or reverted) migrations while this one
+    // waited for it, and running the stale plan would apply them again. So
+    // look again under the lock, before the backup.
+    match still_to_do(&conn, path, job, steps) {
+        Ok(true) => {}
+        stale => {
+            let _ = conn.execute_batch("ROLLBACK");
+            let _ = runner.set_foreign_keys(fk_before);
+            // Everything this run meant to do is done: nothing to do.
+            stale?;
+            return Ok(done);
+        }
+    }
     let mut lock_held = || -> Result<(i64, Schema, Option<BackupInfo>)> {
         let data_version = data_version(&conn).map_err(|e| Error::from_sqlite(path, e))?;
         let before = Schema::read(&conn).map_err(|e| Error::from_sqlite(path, e))?;
@@ -371,6 +388,34 @@ pub(crate) fn execute(
         .map_err(|e| Error::from_sqlite(path, e))?;
     runner.set_foreign_keys(fk_before)?;
     Ok(done)
+}
+
+/// Whether the tracking rows still say what the plan saw: `Ok(false)` when
+/// another run did all of this run's steps, an error when it did only some
+/// (or something else).
+fn still_to_do(
+    conn: &Connection,
+    path: &std::path::Path,
+    job: &Job<'_>,
+    steps: &[(&Migration, &Section)],
+) -> Result<bool> {
+    let now: Vec<Version> = history::applied(conn)
+        .map_err(|e| Error::from_sqlite(path, e))?
+        .iter()
+        .map(|r| r.version)
+        .collect();
+    if now == job.recorded {
+        return Ok(true);
+    }
+    let done = steps.iter().all(|(m, _)| match job.step {
+        Step::Up => now.contains(&m.version),
+        Step::Down => !now.contains(&m.version),
+    });
+    if done {
+        Ok(false)
+    } else {
+        Err(Error::ChangedMeanwhile { path: path.into() })
+    }
 }
 
 fn sql(conn: &Connection, path: &std::path::Path, s: &str) -> Result<()> {

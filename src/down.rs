@@ -104,6 +104,7 @@ pub fn down(
             step: Step::Down,
             no_backup: opts.no_backup,
             newest_applied: plan.newest_applied(),
+            recorded: rows.iter().map(|r| r.version).collect(),
             create: false,
         },
         Some(opened),

@@ -66,6 +66,9 @@ pub enum Error {
     #[error("{path} is locked by another connection")]
     Locked { path: PathBuf },
 
+    #[error("{path}: another run applied or reverted migrations while this one waited for the lock; nothing was changed")]
+    ChangedMeanwhile { path: PathBuf },
+
     #[error("{path} is not a SQLite database")]
     NotADatabase { path: PathBuf },
 

@@ -29,6 +29,7 @@ pub fn code_of(e: &Error) -> i32 {
         Error::Migration(f) if f.interrupted() => code::INTERRUPTED,
         Error::Migration(_) => code::FAILED,
         Error::Locked { .. }
+        | Error::ChangedMeanwhile { .. }
         | Error::NotADatabase { .. }
         | Error::NoDatabase { .. }
         | Error::NoFolder { .. }
@@ -69,6 +70,9 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::Locked { .. } => "another program holds a lock on the database (your app, a sqlite3 shell, a DB \
              browser, another backstop); close it or retry. Wait longer with --busy-timeout-ms"
             .into(),
+        Error::ChangedMeanwhile { .. } => {
+            "another backstop was running on this database; see `backstop status`, then run the command again if needed".into()
+        }
         Error::NotADatabase { .. } => "check --database / BACKSTOP_DATABASE / DATABASE_URL; backstop did not modify the file. \
              If it is your damaged database, `backstop restore` can put a backup in its place"
             .into(),
@@ -137,6 +141,7 @@ mod tests {
                 3,
             ),
             (Error::Locked { path: p() }, 4),
+            (Error::ChangedMeanwhile { path: p() }, 4),
             (Error::NotADatabase { path: p() }, 4),
             (
                 Error::Backup {
