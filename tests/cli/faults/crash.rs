@@ -166,6 +166,7 @@ fn sigkill_during_up_leaves_a_consistent_database_that_a_rerun_finishes() {
         let recorded = tracking_matches_schema(&s.db(), &ctx);
         assert_eq!(recorded.len() as u64, MIGRATIONS, "{ctx}: after the rerun");
         assert_eq!(integrity(&s.db()), "ok", "{ctx}: after the rerun");
+        assert!(s.table_exists("seed"), "{ctx}");
         assert_eq!(s.query_i64("SELECT count(*) FROM seed"), 2000, "{ctx}");
         let problems = backup_problems(&s);
         assert!(problems.is_empty(), "{ctx}: {problems:?}");

@@ -65,6 +65,10 @@ fn an_empty_file_is_an_empty_database_and_up_works() {
     s.run(&["up"]).code(0);
     assert_eq!(s.applied(), vec![1]);
     assert_eq!(s.query_i64("SELECT count(*) FROM a"), 1);
+    // And a missing one is created again (its folder exists).
+    s.remove("dev.db");
+    s.run(&["up"]).code(0).stderr_has("dev.db");
+    assert_eq!(s.applied(), vec![1]);
 }
 
 #[test]

@@ -300,6 +300,8 @@ fn run_measured(s: &Sandbox, args: &[&str]) -> (i32, String, u64) {
     let mut cmd = s.command(args);
     cmd.stdout(Stdio::null())
         .stderr(std::fs::File::create(&err_path).expect("stderr file"));
+    // Reaped by wait4 below, which also gives this child's own rusage.
+    #[allow(clippy::zombie_processes)]
     let child = cmd.spawn().expect("spawn");
     let mut status = 0;
     // SAFETY: zeroed rusage is valid; wait4 reaps our own child exactly once

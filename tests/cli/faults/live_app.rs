@@ -210,3 +210,57 @@ fn restore_after_a_failed_up_beside_a_live_writer_never_loses_rows_silently() {
          {seen_by_run} seen during the run itself)"
     );
 }
+
+/// SPEC `up`: "Between the backup and the first migration no other process may
+/// write unnoticed: hold the write lock across both". Once the backup exists
+/// and while the first migration still runs, another writer must be turned
+/// away (for both journal modes).
+#[test]
+fn no_other_writer_gets_in_between_the_backup_and_the_first_migration() {
+    for wal in [false, true] {
+        let s = Sandbox::new();
+        {
+            let conn = s.conn();
+            if wal {
+                conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+                    .expect("wal");
+            }
+            conn.execute_batch("CREATE TABLE app_events (id INTEGER PRIMARY KEY, at TEXT)")
+                .expect("app table");
+        }
+        // A first migration that takes seconds without writing much.
+        s.migration(
+            "1_slow.sql",
+            "CREATE TABLE slow (n INTEGER);\n\
+             INSERT INTO slow SELECT count(*) FROM (WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 1000000) SELECT k FROM n);\n",
+        );
+        let mut child = s.command(&["up"]).spawn().expect("spawn");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while s.backups().is_empty() {
+            assert!(
+                child.try_wait().expect("try_wait").is_none(),
+                "up ended early"
+            );
+            assert!(std::time::Instant::now() < deadline, "no backup appeared");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let conn = s.conn();
+        conn.busy_timeout(Duration::ZERO).expect("no wait");
+        let got_in = conn.execute_batch(
+            "BEGIN IMMEDIATE; INSERT INTO app_events (at) VALUES ('sneaked in'); COMMIT",
+        );
+        let still_running = s.applied().is_empty();
+        let status = child.wait().expect("wait");
+        assert!(status.success(), "up failed");
+        assert!(
+            still_running,
+            "the slow migration committed too soon; inconclusive"
+        );
+        assert!(
+            got_in.is_err(),
+            "{} mode: another connection wrote between the backup and the first migration",
+            if wal { "WAL" } else { "rollback-journal" }
+        );
+        assert_eq!(super::integrity(&s.db()), "ok");
+    }
+}
