@@ -199,7 +199,7 @@ fn sigkill_during_backup_never_leaves_a_partial_file_under_a_final_name() {
     big_db(&templates[0], false, 5000);
     big_db(&templates[1], true, 5000);
     let full = time_it(fork(&templates[0]).command(&["backup"]));
-    let mut mid_run = 0;
+    let (mut mid_run, mut mid_copy) = (0, 0);
     for k in 0..points {
         let wal = rng.below(2) == 1;
         let delay = Duration::from_micros(rng.below(full.as_micros() as u64 + 1));
@@ -214,6 +214,7 @@ fn sigkill_during_backup_never_leaves_a_partial_file_under_a_final_name() {
         );
         let problems = backup_problems(&s);
         assert!(problems.is_empty(), "{ctx}: {problems:?}\n{}", s.listing());
+        mid_copy += s.backup_files().iter().any(|n| n.starts_with('.')) as usize;
         assert_eq!(
             file_hash(&s.db()),
             before,
@@ -229,7 +230,9 @@ fn sigkill_during_backup_never_leaves_a_partial_file_under_a_final_name() {
         let problems = backup_problems(&s);
         assert!(problems.is_empty(), "{ctx}: {problems:?}");
     }
-    eprintln!("backup: survived {points} kill points ({mid_run} mid-run); full run {full:?}");
+    eprintln!(
+        "backup: survived {points} kill points ({mid_run} mid-run, {mid_copy} leaving a temporary); full run {full:?}"
+    );
 }
 
 /// SHA-256 of `data`'s rows in id order: tells state A from state B.
