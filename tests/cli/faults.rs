@@ -12,7 +12,7 @@ mod hostile;
 mod live_app;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::sandbox::{file_hash, Sandbox};
@@ -86,7 +86,11 @@ impl Rng {
 /// Spawns `cmd`, waits `delay`, sends SIGKILL. Returns true if the process was
 /// still running when killed (false: it finished first).
 pub fn kill_after(mut cmd: Command, delay: Duration) -> bool {
-    let mut child = cmd.spawn().expect("spawn backstop");
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn backstop");
     let deadline = Instant::now() + delay;
     // Poll so a process that finishes early is not waited for in full.
     loop {

@@ -332,7 +332,12 @@ fn sigkill_inside_a_spilling_migration_leaves_a_hot_journal_that_backstop_recove
         let journal = s.path().join("dev.db-journal");
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let initial = size(&s.db());
-        let mut child = s.command(&["up"]).spawn().expect("spawn");
+        let mut child = s
+            .command(&["up"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         // New pages go straight to the file once the page cache spills, while
         // the journal holds the transaction open.

@@ -378,6 +378,40 @@ fn clean_failure_or_progress(out: &crate::sandbox::Output) {
             out.stderr
         );
     } else {
-        clean_failure(out, "huge migration");
+        clean_failure(out, "hostile input");
     }
+}
+
+/// Found by the binary sample: a `transaction:false` section that begins a
+/// transaction and never commits it was reported applied, then the run ended
+/// in exit 4 ("cannot start a transaction within a transaction") with nothing
+/// recorded. It is a failed migration (exit 1), recorded as such.
+#[test]
+fn a_no_transaction_migration_left_inside_its_own_begin_fails_cleanly() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", "CREATE TABLE a (x);\n").migration(
+        "2_open.sql",
+        "-- migrate:up transaction:false\nINSERT INTO a VALUES (1);\nBEGIN;\nINSERT INTO a VALUES (2);\n",
+    );
+    let out = s.run(&["up"]);
+    clean_failure_or_progress(&out);
+    out.code(1)
+        .stderr_has("2_open.sql")
+        .stderr_has("BEGIN without COMMIT");
+    assert_eq!(s.applied(), vec![1]);
+    // Before the BEGIN it ran in autocommit (transaction:false is protected by
+    // the backup only); after it, everything was rolled back.
+    assert_eq!(s.query_i64("SELECT count(*) FROM a"), 1);
+    assert_eq!(
+        s.query_i64("SELECT count(*) FROM _backstop_runs WHERE outcome = 'failed'"),
+        1
+    );
+    assert_eq!(super::integrity(&s.db()), "ok");
+    // Fixed, it applies.
+    s.migration(
+        "2_open.sql",
+        "-- migrate:up transaction:false\nBEGIN;\nINSERT INTO a VALUES (2);\nCOMMIT;\n",
+    );
+    s.run(&["up"]).code(0);
+    assert_eq!(s.applied(), vec![1, 2]);
 }

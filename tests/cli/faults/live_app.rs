@@ -234,7 +234,12 @@ fn no_other_writer_gets_in_between_the_backup_and_the_first_migration() {
             "CREATE TABLE slow (n INTEGER);\n\
              INSERT INTO slow SELECT count(*) FROM (WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 1000000) SELECT k FROM n);\n",
         );
-        let mut child = s.command(&["up"]).spawn().expect("spawn");
+        let mut child = s
+            .command(&["up"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while s.backups().is_empty() {
             assert!(
