@@ -700,6 +700,21 @@ impl<'c> Runner<'c> {
             });
         }
         self.guard(false);
+        // A `transaction:false` section manages its own BEGIN/COMMIT. One left
+        // open would swallow the tracking row and the run record, and end in
+        // "cannot start a transaction within a transaction" (exit 4) with the
+        // migration reported applied but never committed. Fail it instead: the
+        // caller rolls back what followed the BEGIN.
+        if !transactional && !self.conn.is_autocommit() {
+            return Err(Failed {
+                line: first_line,
+                cause: Cause::Sql {
+                    message: "the section ends inside a transaction it began (BEGIN without \
+                              COMMIT); what followed the BEGIN was rolled back"
+                        .into(),
+                },
+            });
+        }
         let rows = self.conn.total_changes().saturating_sub(changes_before);
         if !section.options.foreign_keys {
             let (violations, total) = self

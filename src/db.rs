@@ -14,8 +14,12 @@ use crate::error::{Error, Result};
 /// How `open` may treat a database that does not exist yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Read-only commands: never create or modify.
+    /// Read-only commands: never create; a hot journal left by a crashed writer
+    /// is rolled back (the last committed state), as any SQLite client would.
     Read,
+    /// Read-only and hands-off: a hot journal is an error, not rolled back
+    /// (`restore` first saves what is there, journal included).
+    Inspect,
     /// Commands that change an existing database.
     Write,
     /// `up`: create the file if its folder exists.
@@ -28,7 +32,7 @@ pub struct Opened {
     pub created: bool,
 }
 
-/// Opens `path`; `Ok(None)` only for `Access::Read` on a file that does not exist.
+/// Opens `path`; `Ok(None)` only for `Access::Read`/`Inspect` on a file that does not exist.
 pub fn open(path: &Path, access: Access, busy: Duration) -> Result<Option<Opened>> {
     if path.is_dir() {
         return Err(Error::NotADatabase {
@@ -38,7 +42,7 @@ pub fn open(path: &Path, access: Access, busy: Duration) -> Result<Option<Opened
     let exists = path.exists();
     if !exists {
         match access {
-            Access::Read => return Ok(None),
+            Access::Read | Access::Inspect => return Ok(None),
             Access::Write => {
                 return Err(Error::NoDatabase {
                     path: path.to_path_buf(),
@@ -57,21 +61,81 @@ pub fn open(path: &Path, access: Access, busy: Duration) -> Result<Option<Opened
     }
     let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     flags |= match access {
-        Access::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        Access::Read | Access::Inspect => OpenFlags::SQLITE_OPEN_READ_ONLY,
         Access::Write => OpenFlags::SQLITE_OPEN_READ_WRITE,
         Access::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
     };
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::from_sqlite(path, e))?;
-    conn.busy_timeout(busy)
-        .map_err(|e| Error::from_sqlite(path, e))?;
-    // Reading the schema makes SQLite look at the header: a file that is not a
-    // database fails here, before anything could write to it.
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
-        .map_err(|e| Error::from_sqlite(path, e))?;
+    let conn = match connect(path, flags, busy) {
+        Err(e) if access == Access::Read && needs_recovery(&e) => {
+            // A writer died inside a transaction (backstop killed mid-migration,
+            // the app crashing) and left a hot journal. Its changes never
+            // committed; SQLite undoes them on the next read by a connection
+            // allowed to write, but refuses a read-only one, so every command
+            // failed "read-only" after a crash (SPEC "Safety properties": a rerun
+            // of `up` finishes the job). Let SQLite roll it back, as any client
+            // opening the file would: the result is the last committed state.
+            let writable = flags.difference(OpenFlags::SQLITE_OPEN_READ_ONLY)
+                | OpenFlags::SQLITE_OPEN_READ_WRITE;
+            match connect(path, writable, busy) {
+                Ok(_recovered) => connect(path, flags, busy),
+                // Read-only file or folder: keep SQLite's own error (exit 4).
+                Err(_) => Err(e),
+            }
+        }
+        other => other,
+    }
+    .map_err(|e| Error::from_sqlite(path, e))?;
+    check_length(&conn, path).map_err(|e| Error::from_sqlite(path, e))?;
     Ok(Some(Opened {
         conn,
         created: !exists,
     }))
+}
+
+/// SQLite refuses a file shorter than its header's page count, but counts a
+/// partial last page as whole and reads the missing bytes as zeros: a file cut
+/// inside its last page (an interrupted copy, a full disk) would pass
+/// quick_check, be backed up as "verified" and be migrated. In rollback-journal
+/// mode a whole database is always a whole number of pages (in WAL mode the
+/// newest pages may live in the -wal), so refuse anything shorter. The read
+/// transaction keeps writers from extending the file meanwhile.
+fn check_length(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN")?;
+    let pages = conn.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0));
+    let page_size = conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0));
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    conn.execute_batch("COMMIT")?;
+    let expected = pages?.max(0) as u64 * page_size?.max(0) as u64;
+    if len < expected {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(format!(
+                "the file is {len} bytes but its pages need {expected}: it was truncated"
+            )),
+        ));
+    }
+    Ok(())
+}
+
+fn connect(path: &Path, flags: OpenFlags, busy: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(busy)?;
+    // Reading the schema makes SQLite look at the header: a file that is not a
+    // database fails here, before anything could write to it.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+    Ok(conn)
+}
+
+/// A read-only connection met a hot journal (or a WAL needing recovery).
+fn needs_recovery(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == ffi::SQLITE_READONLY_ROLLBACK
+            || f.extended_code == ffi::SQLITE_READONLY_RECOVERY)
 }
 
 /// The folder a database file lives in ("." for a bare file name).

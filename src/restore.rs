@@ -92,7 +92,7 @@ fn inspect_current(path: &Path, busy: Duration) -> Current {
     if !path.exists() {
         return Current::Missing;
     }
-    let opened = match db::open(path, db::Access::Read, busy) {
+    let opened = match db::open(path, db::Access::Inspect, busy) {
         Ok(Some(o)) => o,
         Ok(None) => return Current::Missing,
         Err(Error::Locked { .. }) => {

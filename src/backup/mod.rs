@@ -212,8 +212,8 @@ fn copy_verified(
         })
     } else {
         // The read transaction holds SHARED until the copy is done: writers can
-        // prepare but not commit, so the file is stable. A hot journal left by a
-        // crash is rolled back by this first read, before we copy.
+        // prepare but not commit, so the file is stable. (A hot journal left by
+        // a crash was rolled back when the command opened the database.)
         src.execute_batch("BEGIN").map_err(Problem::Sqlite)?;
         src.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
             .map_err(Problem::Sqlite)?;

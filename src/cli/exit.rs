@@ -143,6 +143,7 @@ mod tests {
                 3,
             ),
             (Error::Locked { path: p() }, 4),
+            (Error::Raced { path: p() }, 4),
             (Error::NotADatabase { path: p() }, 4),
             (
                 Error::Backup {

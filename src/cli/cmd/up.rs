@@ -148,6 +148,20 @@ pub fn after_failure(
             let Some(b) = &failure.backup else {
                 return exit;
             };
+            // SPEC "Restore": say so before undoing other programs' writes (the
+            // prompt above already did; `--on-failure restore` never did). The
+            // run only saw writes until the failure: a live app may write after
+            // it, or while the prompt waits, and the restore undoes that too, so
+            // never let it pass in silence.
+            if failure.others_wrote && on_failure == OnFailure::Restore {
+                eprintln!(
+                    "warning: another program wrote to the database after the backup was taken; restoring undoes those writes too"
+                );
+            } else if !failure.others_wrote {
+                eprintln!(
+                    "note: restoring undoes anything written after the backup was taken, including writes by other programs since the failure"
+                );
+            }
             let mut progress = Progress::new(ui, signals);
             let restored = crate::restore::preview(settings, &b.path).and_then(|p| {
                 crate::restore::run(settings, &p, Some(&failure.to_string()), &mut progress)
