@@ -478,6 +478,8 @@ pub(crate) struct Runner<'c> {
     interrupt: Interrupt,
     /// child → parents, built once per run and refreshed for touched tables.
     fk_graph: Option<HashMap<String, Vec<String>>>,
+    /// The tracking tables exist (committed) on this connection.
+    tables_ready: std::cell::Cell<bool>,
 }
 
 #[derive(Default)]
@@ -561,6 +563,7 @@ impl<'c> Runner<'c> {
             clock,
             interrupt: interrupt.clone(),
             fk_graph: None,
+            tables_ready: std::cell::Cell::new(false),
         }
     }
 
@@ -636,6 +639,8 @@ impl<'c> Runner<'c> {
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
+                // What this transaction created is gone with it.
+                self.tables_ready.set(false);
                 if run_inserted_here && transactional {
                     run.id = None;
                 }
@@ -672,7 +677,7 @@ impl<'c> Runner<'c> {
                     cause: Cause::Interrupted,
                 });
             }
-            let st = match script.next(self.conn) {
+            let mut st = match script.next(self.conn) {
                 Ok(Some(st)) => st,
                 Ok(None) => break,
                 Err(e) => return Err(self.failed(e.line, e.error)),
@@ -685,11 +690,7 @@ impl<'c> Runner<'c> {
             self.statement_started
                 .store(self.clock.elapsed().as_millis() as u64, Ordering::Relaxed);
             let t0 = Instant::now();
-            let result = self.conn.prepare(st.sql).and_then(|mut stmt| {
-                let mut rows = stmt.raw_query();
-                while rows.next()?.is_some() {}
-                Ok(())
-            });
+            let result = st.run(self.conn);
             if let Err(e) = result {
                 return Err(self.failed(st.line, e));
             }
@@ -733,7 +734,8 @@ impl<'c> Runner<'c> {
         let duration = started.elapsed();
         // The tracking change commits with the migration: recorded iff committed.
         let tracked = match step {
-            Step::Up => history::ensure(self.conn)
+            Step::Up => self
+                .ensure_tables()
                 .and_then(|_| history::record(self.conn, m, duration, rows, run.id)),
             Step::Down => history::unrecord(self.conn, m.version).map(|_| ()),
         };
@@ -771,9 +773,19 @@ impl<'c> Runner<'c> {
         }
     }
 
+    /// Creates the tracking tables once per run (in the first migration's
+    /// transaction, so they exist exactly when something was recorded).
+    fn ensure_tables(&self) -> rusqlite::Result<()> {
+        if !self.tables_ready.get() {
+            history::ensure(self.conn)?;
+            self.tables_ready.set(true);
+        }
+        Ok(())
+    }
+
     fn ensure_run(&self, run: &mut RunRecord<'_>) -> rusqlite::Result<()> {
         if run.id.is_none() {
-            history::ensure(self.conn)?;
+            self.ensure_tables()?;
             run.id = Some(history::start_run(
                 self.conn,
                 &history::RunStart {

@@ -287,27 +287,35 @@ pub fn runs(conn: &Connection) -> rusqlite::Result<Vec<RunRow>> {
     rows.collect()
 }
 
-/// The schema recorded after the last run that finished, for drift detection.
-pub fn last_schema(conn: &Connection) -> rusqlite::Result<Option<(String, Schema)>> {
+/// The schema hash recorded after the last run that finished, with its row id
+/// (for `schema_objects`), for drift detection.
+pub fn last_schema_hash(conn: &Connection) -> rusqlite::Result<Option<(i64, String)>> {
     if !table_exists(conn, RUNS)? {
         return Ok(None);
     }
-    let row: Option<(String, String)> = conn
+    conn.query_row(
+        &format!(
+            "SELECT id, schema_after FROM {RUNS}
+             WHERE schema_after IS NOT NULL AND schema_objects IS NOT NULL
+             ORDER BY id DESC LIMIT 1"
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+/// The objects of the schema recorded by run `id` (only read when the hash
+/// differs: parsing them is most of the cost of a drift check).
+pub fn schema_objects(conn: &Connection, id: i64) -> rusqlite::Result<Option<Schema>> {
+    let text: Option<String> = conn
         .query_row(
-            &format!(
-                "SELECT schema_after, schema_objects FROM {RUNS}
-                 WHERE schema_after IS NOT NULL AND schema_objects IS NOT NULL
-                 ORDER BY id DESC LIMIT 1"
-            ),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            &format!("SELECT schema_objects FROM {RUNS} WHERE id = ?1"),
+            [id],
+            |r| r.get(0),
         )
         .optional()?;
-    Ok(row.and_then(|(hash, objects)| {
-        serde_json::from_str::<Schema>(&objects)
-            .ok()
-            .map(|s| (hash, s))
-    }))
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
 /// RFC 3339 UTC with milliseconds.

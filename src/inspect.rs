@@ -121,10 +121,8 @@ pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> R
     let log: Arc<Mutex<Vec<Action>>> = Arc::default();
     let sink = log.clone();
     scratch.authorizer(Some(move |ctx: AuthContext<'_>| {
-        if let Some(a) = Action::from(&ctx) {
-            if let Ok(mut l) = sink.lock() {
-                l.push(a);
-            }
+        if let Ok(mut l) = sink.lock() {
+            l.push(Action::from(&ctx).unwrap_or(Action::Other));
         }
         Authorization::Allow
     }));
@@ -268,14 +266,16 @@ fn walk(
     let mut followed = true;
     loop {
         clear(log);
-        let st = match script.next(scratch) {
+        let mut st = match script.next(scratch) {
             Ok(Some(st)) => st,
             Ok(None) => return Ok(followed),
             Err(_) => return Ok(false),
         };
         let actions = take(log);
         let mut hostile = actions.iter().find_map(Action::hostile);
-        if hostile.is_none() && is_vacuum(scratch, st.sql) {
+        // VACUUM asks the authorizer nothing; statements that ask nothing are
+        // rare, so only they pay for a look at the bytecode.
+        if hostile.is_none() && actions.is_empty() && is_vacuum(scratch, st.sql) {
             hostile = Some("VACUUM".to_owned());
         }
         each(&actions, hostile.clone(), st.line)?;
@@ -286,7 +286,7 @@ fn walk(
         // (ATTACH would touch a real file). A statement that fails only on the
         // empty copy does not stop the scan of the statements after it.
         let schema_change = actions.iter().any(Action::changes_schema);
-        if hostile.is_none() && schema_change && !replay(scratch, st.sql) {
+        if hostile.is_none() && schema_change && !replay(scratch, &mut st) {
             followed = false;
         }
     }
@@ -311,13 +311,13 @@ const REPLAY_STEPS: u64 = 5_000_000;
 
 /// Runs `sql` on the copy within `REPLAY_STEPS`; false if it failed or was
 /// stopped (the section then counts as not followed).
-fn replay(scratch: &Connection, sql: &str) -> bool {
+fn replay(scratch: &Connection, st: &mut crate::script::Statement<'_>) -> bool {
     let steps = AtomicU64::new(0);
     scratch.progress_handler(
         1_000,
         Some(move || steps.fetch_add(1_000, Ordering::Relaxed) >= REPLAY_STEPS),
     );
-    let ok = scratch.execute_batch(sql).is_ok();
+    let ok = st.run(scratch).is_ok();
     scratch.progress_handler(0, None::<fn() -> bool>);
     ok
 }
@@ -352,6 +352,8 @@ pub enum Action {
     AlterTable(String),
     /// Anything else that changes the schema (indexes, views, triggers, …).
     Schema,
+    /// Reads, functions and the like: nothing to act on here.
+    Other,
 }
 
 impl Action {
@@ -458,26 +460,50 @@ fn subset(all: &Columns, keys: &BTreeSet<String>) -> Columns {
         .collect()
 }
 
-/// Tables and their columns, keyed by lowercase name: all of them, or `only` these.
+/// Tables and their columns, keyed by lowercase name: all of them, or `only`
+/// these (asked one by one, so the cost follows what a migration touched, not
+/// the size of the schema).
 fn tables(conn: &Connection, only: Option<&BTreeSet<String>>) -> Columns {
     let mut out = BTreeMap::new();
-    let Ok(mut stmt) = conn.prepare(
-        "SELECT m.name, p.name FROM sqlite_schema m, pragma_table_info(m.name) p
-         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-           AND (?1 IS NULL OR lower(m.name) IN (SELECT value FROM json_each(?1)))",
-    ) else {
+    let Some(only) = only else {
+        let Ok(mut stmt) = conn.prepare(
+            "SELECT m.name, p.name FROM sqlite_schema m, pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+        ) else {
+            return out;
+        };
+        let Ok(rows) = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        else {
+            return out;
+        };
+        for (t, c) in rows.flatten() {
+            out.entry(t.to_lowercase()).or_insert_with(Vec::new).push(c);
+        }
         return out;
     };
-    let filter = only.map(|keys| serde_json::to_string(keys).unwrap_or_default());
-    let Ok(rows) = stmt.query_map([filter], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    }) else {
+    let Ok(mut stmt) = conn.prepare("SELECT name FROM pragma_table_info(?1)") else {
         return out;
     };
-    for (t, c) in rows.flatten() {
-        out.entry(t.to_lowercase()).or_insert_with(Vec::new).push(c);
+    for table in only {
+        let cols: Vec<String> = stmt
+            .query_map([table], |r| r.get(0))
+            .map(|rows| rows.flatten().collect())
+            .unwrap_or_default();
+        // pragma_table_info of a view lists its columns too; only tables count.
+        if !cols.is_empty() && is_table(conn, table) {
+            out.insert(table.clone(), cols);
+        }
     }
     out
+}
+
+fn is_table(conn: &Connection, name: &str) -> bool {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_table_list(?1) WHERE type = 'table'",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .is_ok_and(|n| n > 0)
 }
 
 /// Row count of a table in the real database (cheap enough for a warning).

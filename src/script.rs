@@ -9,8 +9,8 @@ use rusqlite::{ffi, Connection};
 
 use crate::migration::Section;
 
-/// One statement of a section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One statement of a section, prepared on the connection that found it.
+#[derive(Debug)]
 pub struct Statement<'a> {
     /// The statement's text, from its first token to just past its `;`.
     pub sql: &'a str,
@@ -20,6 +20,58 @@ pub struct Statement<'a> {
     pub end: usize,
     /// 1-based line of the first token in the file.
     pub line: usize,
+    prepared: Prepared,
+}
+
+impl Statement<'_> {
+    /// Runs the statement to completion (rows, if any, are discarded).
+    pub fn run(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        self.prepared.run(conn)
+    }
+}
+
+/// A prepared statement owned here, finalized on drop. Running the statement
+/// that was prepared to find its end avoids preparing every statement twice.
+#[derive(Debug)]
+struct Prepared(*mut ffi::sqlite3_stmt);
+
+impl Prepared {
+    fn run(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        loop {
+            // SAFETY: `self.0` is a valid statement of `conn` until dropped.
+            let rc = unsafe { ffi::sqlite3_step(self.0) };
+            match rc {
+                ffi::SQLITE_ROW => continue,
+                ffi::SQLITE_DONE => return Ok(()),
+                _ => return Err(last_error(conn, rc)),
+            }
+        }
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // SAFETY: finalizing a valid (or null) statement exactly once.
+        unsafe {
+            ffi::sqlite3_finalize(self.0);
+        }
+    }
+}
+
+/// The connection's error for a failed call that returned `rc`.
+fn last_error(conn: &Connection, rc: c_int) -> rusqlite::Error {
+    // SAFETY: the handle is valid while `conn` lives; errmsg returns a
+    // NUL-terminated string owned by SQLite, copied at once.
+    let (code, msg) = unsafe {
+        let db = conn.handle();
+        let code = ffi::sqlite3_extended_errcode(db);
+        let msg = CStr::from_ptr(ffi::sqlite3_errmsg(db))
+            .to_string_lossy()
+            .into_owned();
+        (code, msg)
+    };
+    let code = if code == ffi::SQLITE_OK { rc } else { code };
+    rusqlite::Error::SqliteFailure(ffi::Error::new(code), Some(msg))
 }
 
 /// A statement SQLite could not prepare.
@@ -104,7 +156,7 @@ impl<'a> Script<'a> {
                     Some("migration text is larger than 2 GiB".into()),
                 )),
             };
-            let (consumed, empty) = match tail {
+            let (consumed, prepared) = match tail {
                 Ok(t) => t,
                 Err(error) => {
                     let line = self.line_at(start);
@@ -115,7 +167,7 @@ impl<'a> Script<'a> {
                     });
                 }
             };
-            if empty {
+            if prepared.0.is_null() {
                 // Only an empty statement (`;`) was left: nothing to run.
                 if consumed == 0 {
                     return Ok(None);
@@ -131,47 +183,40 @@ impl<'a> Script<'a> {
                 start,
                 end,
                 line,
+                prepared,
             }));
         }
     }
 }
 
-/// Prepares the statement at byte `start` of `c` and finalizes it at once;
-/// returns how many bytes it took and whether it was empty.
+/// Prepares the statement at byte `start` of `c`; returns how many bytes it
+/// took and the statement (null for an empty one).
 fn prepare_tail(
     conn: &Connection,
     c: &CString,
     start: usize,
     len: c_int,
-) -> rusqlite::Result<(usize, bool)> {
+) -> rusqlite::Result<(usize, Prepared)> {
     let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
     let mut tail: *const c_char = std::ptr::null();
     // SAFETY: `conn.handle()` is valid while `conn` lives. `start` is within the
     // NUL-terminated buffer `c`, and `len` counts the bytes from `start` up to
-    // and including its terminator, as SQLite allows. The statement is
-    // finalized before returning and never escapes.
-    unsafe {
-        let db = conn.handle();
+    // and including its terminator, as SQLite allows. The statement is owned by
+    // `Prepared`, which finalizes it.
+    let (rc, consumed, prepared) = unsafe {
         let sql = c.as_ptr().add(start);
-        let rc = ffi::sqlite3_prepare_v2(db, sql, len, &mut stmt, &mut tail);
+        let rc = ffi::sqlite3_prepare_v2(conn.handle(), sql, len, &mut stmt, &mut tail);
         let consumed = if tail.is_null() {
             0
         } else {
             (tail as usize).saturating_sub(sql as usize)
         };
-        let empty = stmt.is_null();
-        let err = (rc != ffi::SQLITE_OK).then(|| {
-            let msg = CStr::from_ptr(ffi::sqlite3_errmsg(db))
-                .to_string_lossy()
-                .into_owned();
-            rusqlite::Error::SqliteFailure(ffi::Error::new(rc), Some(msg))
-        });
-        ffi::sqlite3_finalize(stmt);
-        match err {
-            Some(e) => Err(e),
-            None => Ok((consumed, empty)),
-        }
+        (rc, consumed, Prepared(stmt))
+    };
+    if rc != ffi::SQLITE_OK {
+        return Err(last_error(conn, rc));
     }
+    Ok((consumed, prepared))
 }
 
 /// Length of the whitespace, comments and empty statements (`;`) at the start of
@@ -207,8 +252,8 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         let mut script = Script::of(sql, 1);
         let mut out = Vec::new();
-        while let Some(st) = script.next(&conn).unwrap() {
-            conn.execute_batch(st.sql).unwrap();
+        while let Some(mut st) = script.next(&conn).unwrap() {
+            st.run(&conn).unwrap();
             out.push((st.sql.trim().to_owned(), st.line));
         }
         out

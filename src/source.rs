@@ -241,7 +241,7 @@ fn parse_name(file: &str) -> std::result::Result<(Version, String, Kind), FileEr
 /// Parses named files; `read` supplies their text (a seam for tests).
 fn parse_all(
     files: &[(String, PathBuf)],
-    read: impl Fn(&Path) -> std::result::Result<String, FileError>,
+    read: impl Fn(&Path) -> std::result::Result<String, FileError> + Sync,
 ) -> (Vec<Migration>, Vec<FileError>) {
     let mut errors = Vec::new();
     // version -> (name, up file, down file)
@@ -280,21 +280,45 @@ fn parse_all(
             }),
         }
     }
+    // Reading, parsing and hashing each file is independent: split the work
+    // over the cores (it is most of what `status` does on a large project).
+    let ups: Vec<(Version, (String, PathBuf, Kind))> = ups.into_iter().collect();
+    let one = |(version, (name, path, kind)): &(Version, (String, PathBuf, Kind))| {
+        read(path)
+            .and_then(|text| match kind {
+                Kind::Single => parse_single(path, &text),
+                _ => {
+                    let up = parse_pair_file(path, &text)?;
+                    let down = match downs.get(version) {
+                        Some(dp) => Some(read(dp).and_then(|t| parse_pair_file(dp, &t))?),
+                        None => None,
+                    };
+                    Ok((up, down))
+                }
+            })
+            .map(|(up, down)| Migration::new(*version, name.clone(), up, down))
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let per_thread = ups.len().div_ceil(threads).max(64);
+    let results: Vec<std::result::Result<Migration, FileError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ups
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(|| chunk.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
     let mut migrations = Vec::new();
-    for (version, (name, path, kind)) in ups {
-        let result = read(&path).and_then(|text| match kind {
-            Kind::Single => parse_single(&path, &text),
-            _ => {
-                let up = parse_pair_file(&path, &text)?;
-                let down = match downs.get(&version) {
-                    Some(dp) => Some(read(dp).and_then(|t| parse_pair_file(dp, &t))?),
-                    None => None,
-                };
-                Ok((up, down))
-            }
-        });
-        match result {
-            Ok((up, down)) => migrations.push(Migration::new(version, name, up, down)),
+    for r in results {
+        match r {
+            Ok(m) => migrations.push(m),
             Err(e) => errors.push(e),
         }
     }

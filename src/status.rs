@@ -111,12 +111,13 @@ pub fn read(settings: &Settings) -> Result<Status> {
 
 /// The live schema against the last run's recorded "after" schema.
 pub fn drift(conn: &rusqlite::Connection) -> rusqlite::Result<Option<Drift>> {
-    let Some((hash, recorded)) = history::last_schema(conn)? else {
+    let Some((run, hash)) = history::last_schema_hash(conn)? else {
         return Ok(None);
     };
     let now = Schema::read(conn)?;
     if now.hash() == hash {
         return Ok(Some(Drift::default()));
     }
+    let recorded = history::schema_objects(conn, run)?.unwrap_or_default();
     Ok(Some(recorded.drift(&now)))
 }
