@@ -16,6 +16,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -227,12 +228,20 @@ fn copy_verified(
     }
 }
 
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 4 << 20;
 
-/// Copies `db` to `tmp` while `locked` holds the SHARED lock, hashing each chunk
-/// as it is written, while quick_check runs on the locked connection on the
-/// other core. Chunks come from SQLite's memory map of the file where it has
-/// one (no copy into a buffer: the data is read once, by `write` and the hash).
+/// A chunk of bytes lent to the hashing thread. The lender waits for the
+/// thread's acknowledgement before the bytes are released or reused.
+struct Lent(*const u8, usize);
+
+// SAFETY: the bytes are only read, and the lender keeps them alive and
+// unchanged until the borrower acknowledges (see `copy_locked`).
+unsafe impl Send for Lent {}
+
+/// Copies `db` to `tmp` while `locked` holds the SHARED lock. Three things run
+/// at once: the copy (chunks written straight from SQLite's memory map of the
+/// file where it has one), SHA-256 of the same chunks on a second thread, and
+/// quick_check on the locked connection on a third, so the data is read once.
 fn copy_locked(
     locked: Connection,
     db: &Path,
@@ -242,7 +251,20 @@ fn copy_locked(
     std::thread::scope(|scope| {
         // The connection comes back with the result: the lock must outlive the copy.
         let check = scope.spawn(move || (quick_check(&locked, db), locked));
-        let copy = (|| -> Result<(String, u64, Option<u32>), Problem> {
+        let (lend, borrowed) = mpsc::sync_channel::<Lent>(0);
+        let (ack, acked) = mpsc::sync_channel::<()>(1);
+        let hasher = scope.spawn(move || {
+            let mut h = Sha256::new();
+            for Lent(p, n) in borrowed {
+                // SAFETY: see `Lent`: valid and unchanged until the ack below.
+                h.update(unsafe { std::slice::from_raw_parts(p, n) });
+                if ack.send(()).is_err() {
+                    break;
+                }
+            }
+            hex(&h.finalize())
+        });
+        let copy = (|| -> Result<(u64, Option<u32>), Problem> {
             let io = |path: &Path| {
                 let path = path.to_path_buf();
                 move |source| Problem::Io { path, source }
@@ -252,7 +274,6 @@ fn copy_locked(
             let mut input = DbFile::open(db)?;
             let total = input.size;
             let mut out = create_private(tmp).map_err(io(tmp))?;
-            let mut hash = Sha256::new();
             let mut counter = None;
             let mut buf = Vec::new();
             let mut done = 0u64;
@@ -263,9 +284,13 @@ fn copy_locked(
                             bytes[24], bytes[25], bytes[26], bytes[27],
                         ]));
                     }
-                    out.write_all(bytes)?;
-                    hash.update(bytes);
-                    Ok(())
+                    let lent = lend.send(Lent(bytes.as_ptr(), bytes.len())).is_ok();
+                    let written = out.write_all(bytes);
+                    // The bytes go away when this returns: wait for the hash.
+                    if lent && acked.recv().is_err() {
+                        return Err(io::Error::other("the hashing thread stopped"));
+                    }
+                    written
                 });
                 let n = n.map_err(io(tmp))?;
                 if n == 0 {
@@ -275,16 +300,21 @@ fn copy_locked(
                 obs.event(Event::BackupProgress { done, total });
             }
             out.sync_all().map_err(io(tmp))?;
-            Ok((hex(&hash.finalize()), done, counter))
+            Ok((done, counter))
         })();
+        drop(lend);
+        let sha = hasher.join().map_err(|_| Problem::Check {
+            path: tmp.to_path_buf(),
+            detail: "hashing thread failed".into(),
+        })?;
         let (checked, locked) = check.join().map_err(|_| Problem::Check {
             path: db.to_path_buf(),
             detail: "quick_check thread failed".into(),
         })?;
         drop(locked);
-        let copied = copy?;
+        let (size, counter) = copy?;
         checked?;
-        Ok(copied)
+        Ok((sha, size, counter))
     })
 }
 
