@@ -229,10 +229,11 @@ impl Observer for Progress<'_> {
                     .into()
                 };
                 self.line(format!(
-                    "{lead} {} {} ({}, {rows} rows changed)",
+                    "{lead} {} {} ({}, {} changed)",
                     migration.version,
                     migration.name,
-                    ms(duration)
+                    ms(duration),
+                    crate::cli::cmd::up::plural(rows as usize, "row")
                 ));
             }
             Event::MigrationFailed { migration, .. } => {

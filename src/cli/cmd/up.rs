@@ -33,9 +33,10 @@ pub fn run(settings: &Settings, ui: &Ui, signals: &Signals, args: &UpArgs) -> Re
                 } else {
                     let rows: u64 = report.applied.iter().map(|a| a.rows_changed).sum();
                     let mut s = format!(
-                        "applied {} migration(s) in {} ({rows} rows changed)",
+                        "applied {} migration(s) in {} ({} changed)",
                         report.applied.len(),
-                        ms(std::time::Duration::from_millis(report.duration_ms))
+                        ms(std::time::Duration::from_millis(report.duration_ms)),
+                        plural(rows as usize, "row")
                     );
                     if let Some(b) = &report.backup {
                         s.push_str(&format!("; backup {}", b.path.display()));
@@ -94,10 +95,15 @@ pub fn after_failure(
                 .newest_version
                 .map(|v| format!("version {v}"))
                 .unwrap_or("no migrations".into());
+            // Short items: they must fit a narrow terminal without wrapping.
+            eprintln!("backup taken before this run: {}", b.path.display());
             let items = vec![
-                format!("Restore {} (undo this whole run; back to {before})", b.path.display()),
+                format!("Restore that backup: undo this whole run (back to {before})"),
                 match &kept_at {
-                    Some(v) => format!("Keep the database as it is ({} migration(s) of this run stay applied, at version {v})", failure.applied.len()),
+                    Some(v) => format!(
+                        "Keep the database as it is: {} of this run stay (at {v})",
+                        plural(failure.applied.len(), "migration")
+                    ),
                     None if !failure.rolled_back => format!("Keep the database as it is (migration {} is partly applied: transaction:false)", failure.version),
                     None => "Keep the database as it is (nothing of this run was applied)".to_string(),
                 },
@@ -201,6 +207,15 @@ pub fn after_failure(
     exit
 }
 
+/// "1 migration", "2 migrations".
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 enum Choice {
     Restore,
     Keep,
@@ -244,11 +259,11 @@ fn dry_run(
     }
     for a in &r.migrations {
         s.push_str(&format!(
-            "  ok      {} {} ({}, {} rows changed)\n",
+            "  ok      {} {} ({}, {} changed)\n",
             a.version,
             a.name,
             ms(std::time::Duration::from_millis(a.duration_ms)),
-            a.rows_changed
+            plural(a.rows_changed as usize, "row")
         ));
     }
     if let Some(f) = &r.failure {
