@@ -101,7 +101,7 @@ pub fn after_failure(
                 format!("Restore that backup: undo this whole run (back to {before})"),
                 match &kept_at {
                     Some(v) => format!(
-                        "Keep the database as it is: {} of this run stay (at {v})",
+                        "Keep the database as it is: at {v} ({} of this run applied)",
                         plural(failure.applied.len(), "migration")
                     ),
                     None if !failure.rolled_back => format!("Keep the database as it is (migration {} is partly applied: transaction:false)", failure.version),
