@@ -281,7 +281,10 @@ pub(crate) fn execute(
         });
         if !obs.confirm_destructive(&findings.destructive) {
             return Err(Error::Declined {
-                what: "running migrations that drop or delete data".into(),
+                what: format!(
+                    "running migrations that drop or delete data in {}",
+                    path.display()
+                ),
             });
         }
     }

@@ -43,7 +43,7 @@ pub enum Error {
     #[error("{what}: declined, nothing was changed")]
     Declined { what: String },
 
-    #[error("{what} needs confirmation, and there is no terminal to ask on")]
+    #[error("{what} needs confirmation, and prompts are off (no terminal, or --no-input)")]
     NeedsConfirmation { what: String, flag: &'static str },
 
     #[error("{path}: migration {version} has no down section")]

@@ -284,7 +284,22 @@ pub fn runs(conn: &Connection) -> rusqlite::Result<Vec<RunRow>> {
             detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
         })
     })?;
-    rows.collect()
+    let mut runs: Vec<RunRow> = rows.collect::<rusqlite::Result<_>>()?;
+    // A run killed before it finished never wrote its list: the tracking rows
+    // still say which migrations it committed.
+    let mut by_run = conn.prepare(&format!(
+        "SELECT version FROM {MIGRATIONS} WHERE run_id = ?1 ORDER BY CAST(version AS INTEGER)"
+    ))?;
+    for run in runs.iter_mut().filter(|r| r.finished_at.is_none()) {
+        // SPEC's outcomes: a run that never finished was interrupted (killed).
+        run.outcome = Outcome::Interrupted.as_str().to_owned();
+        if run.migrations.is_empty() {
+            run.migrations = by_run
+                .query_map([run.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+        }
+    }
+    Ok(runs)
 }
 
 /// The schema hash recorded after the last run that finished, with its row id

@@ -109,7 +109,8 @@ pub fn discover(dir: &Path) -> Result<Vec<Migration>> {
             }
             continue;
         };
-        if name.ends_with(".sql") && !name.starts_with('.') {
+        // `1_a.SQL` is a migration too: never skipped because of its case.
+        if strip_suffix_ci(&name, ".sql").is_some() && !name.starts_with('.') {
             names.push(Ok(name));
         }
     }
@@ -219,11 +220,11 @@ enum Kind {
 }
 
 fn parse_name(file: &str) -> std::result::Result<(Version, String, Kind), FileErrorKind> {
-    let (stem, kind) = if let Some(s) = file.strip_suffix(".up.sql") {
+    let (stem, kind) = if let Some(s) = strip_suffix_ci(file, ".up.sql") {
         (s, Kind::Up)
-    } else if let Some(s) = file.strip_suffix(".down.sql") {
+    } else if let Some(s) = strip_suffix_ci(file, ".down.sql") {
         (s, Kind::Down)
-    } else if let Some(s) = file.strip_suffix(".sql") {
+    } else if let Some(s) = strip_suffix_ci(file, ".sql") {
         (s, Kind::Single)
     } else {
         return Err(FileErrorKind::BadName);
@@ -236,6 +237,12 @@ fn parse_name(file: &str) -> std::result::Result<(Version, String, Kind), FileEr
         .parse::<Version>()
         .map_err(|_| FileErrorKind::VersionTooLarge)?;
     Ok((version, name.to_owned(), kind))
+}
+
+/// `s` without `suffix`, compared without regard to ASCII case.
+fn strip_suffix_ci<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
+    let cut = s.len().checked_sub(suffix.len())?;
+    (s.is_char_boundary(cut) && s[cut..].eq_ignore_ascii_case(suffix)).then(|| &s[..cut])
 }
 
 /// Parses named files; `read` supplies their text (a seam for tests).
@@ -553,6 +560,8 @@ mod tests {
         assert_eq!(parse_name("20240101120000_add_x.sql").unwrap().1, "add_x");
         assert_eq!(parse_name("3_a_b.up.sql").unwrap().2, Kind::Up);
         assert_eq!(parse_name("3_a_b.down.sql").unwrap().2, Kind::Down);
+        assert_eq!(parse_name("4_Upper.SQL").unwrap().1, "Upper");
+        assert_eq!(parse_name("5_x.Up.Sql").unwrap().2, Kind::Up);
         for bad in [
             "init.sql", "_x.sql", "1.sql", "1_.sql", "1a_x.sql", "v1_x.sql", "+1_x.sql",
         ] {

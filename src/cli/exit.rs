@@ -80,7 +80,9 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::NoDatabase { .. } => "check --database, or create it with `backstop up`".into(),
         Error::NoFolder { .. } => "create the folder first, or check --database".into(),
         Error::ReadOnly { .. } => "make the database file and its folder writable, then retry".into(),
-        Error::Database { .. } => "nothing was changed; check the database file".into(),
+        Error::Database { .. } => "nothing was changed; check the database file. If it is damaged, \
+             `backstop restore` can put a backup in its place (the damaged file is kept)"
+            .into(),
         Error::Raced { .. } => "another backstop run applied migrations at the same time; run `backstop status`, then retry".into(),
         Error::Backup { .. } => "nothing was changed. Free some space or fix the backups folder (--backups), \
              then retry; --no-backup skips the backup (not recommended)"

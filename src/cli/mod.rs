@@ -81,7 +81,8 @@ pub fn run() -> i32 {
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let ui = Ui {
         interactive: terminal && !g.no_input,
-        bars: std::io::stderr().is_terminal() && !g.quiet,
+        // SPEC: plain lines unless both stdin and stderr are terminals.
+        bars: terminal && !g.quiet,
         quiet: g.quiet,
         verbose: g.verbose,
         json: g.json,
@@ -112,7 +113,18 @@ pub fn run() -> i32 {
         .and_then(|settings| dispatch(cli.command, &settings, &ui, &signals));
     match result {
         Ok(code) => code,
-        Err(e) => report(&e),
+        Err(e) => {
+            if ui.json {
+                // Scripts asked for one JSON document: they get one on errors too.
+                let _ = render::json(&serde_json::json!({
+                    "ok": false,
+                    "error": e.to_string(),
+                    "hint": exit::hint(&e),
+                    "exit_code": exit::code_of(&e),
+                }));
+            }
+            report(&e)
+        }
     }
 }
 

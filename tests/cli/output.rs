@@ -848,3 +848,37 @@ fn a_closed_stdout_does_not_panic() {
         );
     }
 }
+
+#[test]
+fn json_errors_are_one_document_too() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", "CREATE TABLE a(x);\n");
+    s.run(&["up"]).code(0);
+    s.migration("1_a.sql", "CREATE TABLE a(x, y);\n");
+    let out = s.run(&["up", "--json"]);
+    out.code(3).stderr_has("error:");
+    let doc = out.json();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["exit_code"], 3);
+    assert!(
+        doc["error"].as_str().unwrap_or("").contains("1_a.sql"),
+        "{doc}"
+    );
+    assert!(
+        doc["hint"].as_str().unwrap_or("").contains("repair"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn a_failed_rehearsal_is_an_error_on_stderr() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", "CREATE TABLE a(x);\n")
+        .migration("2_bad.sql", "INSERT INTO nope VALUES (1);\n");
+    let out = s.run(&["up", "--dry-run"]);
+    out.code(1)
+        .stderr_has("error: the rehearsal failed")
+        .stderr_has("2_bad.sql:1")
+        .stdout_has("FAILED");
+    assert!(!s.db().exists(), "a rehearsal never creates the database");
+}

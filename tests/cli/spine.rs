@@ -1427,3 +1427,35 @@ fn new_child_table_with_dangling_references_is_rolled_back() {
     assert!(!s.table_exists("pet"));
     assert_eq!(s.applied(), vec![1]);
 }
+
+#[test]
+fn upper_case_sql_extension_is_a_migration_not_skipped() {
+    let s = Sandbox::new();
+    s.migration("1_a.SQL", "CREATE TABLE a(x);\n")
+        .migration("2_b.Sql", "CREATE TABLE b(x);\n");
+    s.run(&["up"]).code(0);
+    assert_eq!(s.applied(), vec![1, 2]);
+    s.migration("notaversion.SQL", "SELECT 1;\n");
+    s.run(&["status"]).code(3).stderr_has("notaversion.SQL");
+}
+
+#[test]
+fn a_run_that_never_finished_is_logged_as_interrupted_with_what_it_committed() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", "CREATE TABLE a(x);\n")
+        .migration("2_b.sql", "CREATE TABLE b(x);\n");
+    s.run(&["up"]).code(0);
+    // What a SIGKILL between two migrations leaves: the run row as it was
+    // inserted with the first migration, never finished.
+    s.conn()
+        .execute_batch(
+            "UPDATE _backstop_runs SET finished_at = NULL, outcome = 'running', migrations = '[]';",
+        )
+        .unwrap();
+    let doc = s.run(&["log", "--json"]).code(0).json();
+    assert_eq!(doc[0]["outcome"], "interrupted");
+    assert_eq!(doc[0]["migrations"], serde_json::json!(["1", "2"]));
+    s.run(&["log"])
+        .code(0)
+        .stdout_has("interrupted (process ended)");
+}

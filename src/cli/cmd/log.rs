@@ -22,8 +22,8 @@ pub fn run(settings: &Settings, ui: &Ui) -> Result<i32, Error> {
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
-            let outcome = if r.outcome == "running" && r.finished_at.is_none() {
-                "incomplete (process ended)".to_string()
+            let outcome = if r.finished_at.is_none() {
+                "interrupted (process ended)".to_string()
             } else {
                 r.outcome.clone()
             };

@@ -243,6 +243,18 @@ fn dry_run(
     drop(progress);
     let r = result?;
     let exit = if r.ok { code::OK } else { code::FAILED };
+    if let Some(f) = &r.failure {
+        // The report goes to stdout; the failure is also an error for stderr.
+        eprintln!(
+            "{} the rehearsal failed: {}",
+            console::style("error:").for_stderr().red().bold(),
+            f.message
+        );
+        eprintln!(
+            "{} fix the migration; the real database was not touched",
+            console::style("hint:").for_stderr().cyan().bold()
+        );
+    }
     if ui.json {
         render::json(&r)?;
         return Ok(exit);
