@@ -75,8 +75,9 @@ impl fmt::Display for Problem {
             ),
             (_, State::Missing) => write!(
                 f,
-                "migration {} ({}) is applied but its file is missing",
-                self.version, self.name
+                "migration {} ({}) is applied but its file ({}_{}.sql or .up.sql) is missing \
+                 from the migrations folder",
+                self.version, self.name, self.version, self.name
             ),
             (p, s) => write!(
                 f,

@@ -239,12 +239,14 @@ impl Observer for Progress<'_> {
             Event::MigrationFailed { migration, .. } => {
                 if self.multi.is_some() {
                     self.finish();
-                    self.line(format!(
+                    // Straight to stderr: the bars are gone, and their printer
+                    // would pad the line to the terminal's width.
+                    eprintln!(
                         "{} {} {}",
                         style("✗").for_stderr().red(),
                         migration.version,
                         migration.name
-                    ));
+                    );
                 }
             }
             Event::Warning { message } => self.line(format!(

@@ -489,7 +489,7 @@ fn verify_fails_on_a_missing_migration_file() {
     let s = verified_sandbox();
     s.remove("migrations/1_family.sql");
     let out = s.run(&["verify"]);
-    failed_check(&out, "checksums", "file is missing");
+    failed_check(&out, "checksums", "1_family.sql or .up.sql) is missing");
 }
 
 #[test]
