@@ -38,6 +38,8 @@ pub struct Applied {
     pub version: Version,
     pub name: String,
     pub duration_ms: u64,
+    /// The same, in microseconds: small migrations take well under a millisecond.
+    pub duration_us: u64,
     pub rows_changed: u64,
 }
 
@@ -393,6 +395,7 @@ pub(crate) fn execute(
                     version: m.version,
                     name: m.name.clone(),
                     duration_ms: duration.as_millis() as u64,
+                    duration_us: duration.as_micros() as u64,
                     rows_changed: rows,
                 });
             }

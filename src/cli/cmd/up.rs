@@ -274,7 +274,7 @@ fn dry_run(
             "  ok      {} {} ({}, {} changed)\n",
             a.version,
             a.name,
-            ms(std::time::Duration::from_millis(a.duration_ms)),
+            ms(std::time::Duration::from_micros(a.duration_us)),
             plural(a.rows_changed as usize, "row")
         ));
     }
