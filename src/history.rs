@@ -18,13 +18,16 @@ pub struct AppliedRow {
     pub version: Version,
     pub name: String,
     pub checksum: Checksum,
-    #[serde(skip)]
-    pub up_sql: String,
     pub down_checksum: Option<Checksum>,
     pub applied_at: String,
     pub duration_ms: u64,
     pub rows_changed: u64,
     pub run_id: Option<i64>,
+}
+
+/// SQLite's own tables and backstop's: never the user's data.
+pub fn is_internal(table: &str) -> bool {
+    table.starts_with("sqlite_") || table.starts_with("_backstop_")
 }
 
 /// Creates the tracking tables if needed. Runs inside the caller's transaction.
@@ -81,7 +84,7 @@ pub fn applied(conn: &Connection) -> rusqlite::Result<Vec<AppliedRow>> {
         return Ok(Vec::new());
     }
     let mut stmt = conn.prepare(&format!(
-        "SELECT version, name, checksum, up_sql, down_checksum, applied_at, duration_ms,
+        "SELECT version, name, checksum, down_checksum, applied_at, duration_ms,
                 rows_changed, run_id FROM {MIGRATIONS}"
     ))?;
     let rows = stmt.query_map([], |r| {
@@ -93,17 +96,27 @@ pub fn applied(conn: &Connection) -> rusqlite::Result<Vec<AppliedRow>> {
             version,
             name: r.get(1)?,
             checksum: Checksum::from_hex(r.get(2)?),
-            up_sql: r.get(3)?,
-            down_checksum: r.get::<_, Option<String>>(4)?.map(Checksum::from_hex),
-            applied_at: r.get(5)?,
-            duration_ms: r.get::<_, i64>(6)?.max(0) as u64,
-            rows_changed: r.get::<_, i64>(7)?.max(0) as u64,
-            run_id: r.get(8)?,
+            down_checksum: r.get::<_, Option<String>>(3)?.map(Checksum::from_hex),
+            applied_at: r.get(4)?,
+            duration_ms: r.get::<_, i64>(5)?.max(0) as u64,
+            rows_changed: r.get::<_, i64>(6)?.max(0) as u64,
+            run_id: r.get(7)?,
         })
     })?;
     let mut out: Vec<AppliedRow> = rows.collect::<rusqlite::Result<_>>()?;
     out.sort_by_key(|r| r.version);
     Ok(out)
+}
+
+/// The up text recorded when `version` was applied (for `repair`'s diff). Not
+/// part of `applied`: every command reads that, and only `repair` needs this.
+pub fn applied_text(conn: &Connection, version: Version) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        &format!("SELECT up_sql FROM {MIGRATIONS} WHERE version = ?1"),
+        [version.to_string()],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Records `m` as applied. Must run in the same transaction as the migration's
@@ -238,6 +251,42 @@ pub fn finish_run(conn: &Connection, id: i64, end: &RunEnd<'_>) -> rusqlite::Res
         ],
     )?;
     Ok(())
+}
+
+/// Records a run that is over as soon as it starts (`repair`, `baseline`,
+/// `restore`): one row, with the current schema as both "before" and "after".
+pub fn record_done(
+    conn: &Connection,
+    command: &str,
+    backup: Option<&str>,
+    outcome: Outcome,
+    migrations: &[Version],
+    error: Option<&str>,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    ensure(conn)?;
+    let schema = Schema::read(conn)?;
+    let started_at = now();
+    let id = start_run(
+        conn,
+        &RunStart {
+            command,
+            started_at: &started_at,
+            backup,
+            schema_before: &schema.hash(),
+        },
+    )?;
+    finish_run(
+        conn,
+        id,
+        &RunEnd {
+            outcome,
+            migrations,
+            error,
+            schema_after: &schema,
+            detail: Some(detail),
+        },
+    )
 }
 
 /// A row of `_backstop_runs`, for `log`.

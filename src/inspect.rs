@@ -358,7 +358,7 @@ pub enum Action {
 
 impl Action {
     pub fn from(ctx: &AuthContext<'_>) -> Option<Action> {
-        let internal = |t: &str| t.starts_with("sqlite_") || t.starts_with("_backstop_");
+        let internal = crate::history::is_internal;
         Some(match ctx.action {
             AuthAction::Transaction { operation } => Action::Transaction(match operation {
                 TransactionOperation::Begin => "BEGIN",

@@ -20,7 +20,6 @@ pub enum Event<'a> {
     },
     PlanReady {
         pending: usize,
-        applied: usize,
     },
     BackupStarted {
         database: &'a Path,

@@ -223,7 +223,6 @@ mod tests {
             version: Version(v),
             name: format!("m{v}"),
             checksum: Checksum::of(text),
-            up_sql: text.into(),
             down_checksum: None,
             applied_at: String::new(),
             duration_ms: 0,

@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::apply::data_version;
 use crate::backup::{self, BackupInfo};
-use crate::db::{self, Access, Schema};
+use crate::db::{self, Access};
 use crate::error::{Error, Result};
 use crate::history::{self, Outcome};
 use crate::migration::Version;
@@ -56,7 +55,9 @@ pub fn preview(settings: &Settings, version: Version) -> Result<Preview> {
     Ok(Preview {
         version,
         path: file.path.clone(),
-        applied_text: row.up_sql.clone(),
+        applied_text: history::applied_text(&opened.conn, version)
+            .map_err(|e| Error::from_sqlite(path, e))?
+            .unwrap_or_default(),
         file_text: file.up.text.clone(),
         old_checksum: row.checksum.to_string(),
         new_checksum: file.checksum.to_string(),
@@ -77,7 +78,6 @@ pub fn run(
     no_backup: bool,
     obs: &mut dyn Observer,
 ) -> Result<RepairReport> {
-    let path = &settings.database;
     let files = crate::source::discover(&settings.migrations)?;
     let m = files
         .iter()
@@ -100,7 +100,6 @@ pub fn run(
         .to_string(),
         &[preview.version],
     )?;
-    let _ = path;
     Ok(RepairReport {
         version: preview.version,
         backup,
@@ -126,54 +125,31 @@ pub(crate) fn adopt_with_backup(
     let sqlite = |e| Error::from_sqlite(path, e);
     conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite)?;
     let result = (|| -> Result<Option<BackupInfo>> {
-        let _ = data_version(&conn);
         let newest = history::applied(&conn)
             .map_err(sqlite)?
             .iter()
             .map(|r| r.version)
             .max();
+        let reason = format!("before-{command}");
         let backup = if no_backup {
             None
         } else {
-            Some(backup::take(
-                &backup::Request {
-                    database: path,
-                    folder: &settings.backups,
-                    reason: &format!("before-{command}"),
-                    keep: settings.keep,
-                    newest_version: newest,
-                    busy: settings.busy_timeout,
-                },
-                obs,
-            )?)
+            let request = backup::Request::new(settings, &reason, newest);
+            Some(backup::take(&request, obs)?)
         };
-        let schema = Schema::read(&conn).map_err(sqlite)?;
-        let now = history::now();
         let backup_name = backup
             .as_ref()
             .map(|b| b.path.to_string_lossy().into_owned());
         history::ensure(&conn).map_err(sqlite)?;
         change(&conn).map_err(sqlite)?;
-        let id = history::start_run(
+        history::record_done(
             &conn,
-            &history::RunStart {
-                command,
-                started_at: &now,
-                backup: backup_name.as_deref(),
-                schema_before: &schema.hash(),
-            },
-        )
-        .map_err(sqlite)?;
-        history::finish_run(
-            &conn,
-            id,
-            &history::RunEnd {
-                outcome: Outcome::Ok,
-                migrations: versions,
-                error: None,
-                schema_after: &schema,
-                detail: Some(detail),
-            },
+            command,
+            backup_name.as_deref(),
+            Outcome::Ok,
+            versions,
+            None,
+            detail,
         )
         .map_err(sqlite)?;
         conn.execute_batch("COMMIT").map_err(sqlite)?;

@@ -154,17 +154,13 @@ pub fn run(
             let mut safety = None;
             for _ in 0..3 {
                 let before = crate::apply::data_version(&dst).map_err(sqlite)?;
-                let taken = backup::take(
-                    &backup::Request {
-                        database,
-                        folder: &settings.backups,
-                        reason: "before-restore",
-                        keep: settings.keep.max(2),
-                        newest_version,
-                        busy: settings.busy_timeout,
-                    },
-                    obs,
-                )?;
+                let request = backup::Request {
+                    // With keep = 1 the safety copy would prune the very backup
+                    // being restored.
+                    keep: settings.keep.max(2),
+                    ..backup::Request::new(settings, "before-restore", newest_version)
+                };
+                let taken = backup::take(&request, obs)?;
                 let settled = crate::apply::data_version(&dst).map_err(sqlite)? == before;
                 safety = Some(taken);
                 if settled {
@@ -342,29 +338,14 @@ fn record(
     .to_string();
     let _ = (|| -> rusqlite::Result<()> {
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        history::ensure(&conn)?;
-        let schema = db::Schema::read(&conn)?;
-        let now = history::now();
-        let backup = preview.backup.to_string_lossy();
-        let id = history::start_run(
+        history::record_done(
             &conn,
-            &history::RunStart {
-                command: "restore",
-                started_at: &now,
-                backup: Some(&backup),
-                schema_before: &schema.hash(),
-            },
-        )?;
-        history::finish_run(
-            &conn,
-            id,
-            &history::RunEnd {
-                outcome: history::Outcome::Restored,
-                migrations: &[],
-                error: note,
-                schema_after: &schema,
-                detail: Some(&detail),
-            },
+            "restore",
+            Some(&preview.backup.to_string_lossy()),
+            history::Outcome::Restored,
+            &[],
+            note,
+            &detail,
         )?;
         conn.execute_batch("COMMIT")
     })();

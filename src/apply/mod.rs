@@ -294,7 +294,6 @@ pub(crate) fn execute(
     }
     obs.event(Event::PlanReady {
         pending: steps.len(),
-        applied: 0,
     });
 
     let access = if job.create {
@@ -334,20 +333,12 @@ pub(crate) fn execute(
         let newest_applied = now.iter().map(|r| r.version).max();
         let data_version = data_version(&conn).map_err(|e| Error::from_sqlite(path, e))?;
         let before = Schema::read(&conn).map_err(|e| Error::from_sqlite(path, e))?;
+        let reason = format!("before-{}", job.command);
         let backup = if job.no_backup {
             None
         } else {
-            Some(backup::take(
-                &backup::Request {
-                    database: path,
-                    folder: &settings.backups,
-                    reason: &format!("before-{}", job.command),
-                    keep: settings.keep,
-                    newest_version: newest_applied,
-                    busy: settings.busy_timeout,
-                },
-                obs,
-            )?)
+            let request = backup::Request::new(settings, &reason, newest_applied);
+            Some(backup::take(&request, obs)?)
         };
         Ok((data_version, before, backup))
     };

@@ -101,7 +101,7 @@ impl<'c> Runner<'c> {
                 t.altered = true;
             }
             if let Some(name) = table {
-                if !name.starts_with("sqlite_") && !name.starts_with("_backstop_") {
+                if !history::is_internal(name) {
                     t.tables.insert(name.to_lowercase());
                 }
             }
@@ -383,17 +383,6 @@ impl<'c> Runner<'c> {
         versions: &[Version],
         error: Option<&str>,
     ) -> rusqlite::Result<()> {
-        self.finish_run_with(run, outcome, versions, error, None)
-    }
-
-    pub fn finish_run_with(
-        &self,
-        run: &mut RunRecord<'_>,
-        outcome: Outcome,
-        versions: &[Version],
-        error: Option<&str>,
-        detail: Option<&str>,
-    ) -> rusqlite::Result<()> {
         self.guard(false);
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let result = (|| {
@@ -407,7 +396,7 @@ impl<'c> Runner<'c> {
                     migrations: versions,
                     error,
                     schema_after: &after,
-                    detail,
+                    detail: None,
                 },
             )
         })();
@@ -445,19 +434,18 @@ impl<'c> Runner<'c> {
             }
             _ => self.fk_graph = Some(parents_by_child(self.conn)?),
         }
-        let parents = self.fk_graph.as_ref().cloned().unwrap_or_default();
-        let mut check: BTreeSet<String> = BTreeSet::new();
-        for (child, ps) in &parents {
+        let mut check: BTreeSet<&String> = BTreeSet::new();
+        for (child, ps) in self.fk_graph.iter().flatten() {
             if touched.contains(child) || ps.iter().any(|p| touched.contains(p)) {
-                check.insert(child.clone());
+                check.insert(child);
             }
         }
         let mut violations = Vec::new();
         let mut total = 0;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check(?1)")?;
         for table in check {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check(?1)")?;
             let rows = stmt.query_map([&table], |r| {
                 Ok(Violation {
                     table: r.get(0)?,

@@ -31,6 +31,7 @@ use crate::checksum::hex;
 use crate::error::{Error, Result};
 use crate::migration::Version;
 use crate::observe::{Event, Observer};
+use crate::settings::Settings;
 
 /// Why a backup or a restore could not be completed.
 #[derive(Debug)]
@@ -115,6 +116,20 @@ pub struct Request<'a> {
     pub keep: usize,
     pub newest_version: Option<Version>,
     pub busy: Duration,
+}
+
+impl<'a> Request<'a> {
+    /// A backup of the configured database into the configured folder.
+    pub fn new(settings: &'a Settings, reason: &'a str, newest_version: Option<Version>) -> Self {
+        Request {
+            database: &settings.database,
+            folder: &settings.backups,
+            reason,
+            keep: settings.keep,
+            newest_version,
+            busy: settings.busy_timeout,
+        }
+    }
 }
 
 /// Takes a verified backup and prunes old ones. On error no file is left under
@@ -204,7 +219,7 @@ fn copy_verified(
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .map_err(Problem::Sqlite)?;
     if journal_mode.eq_ignore_ascii_case("wal") {
-        backup_api(&src, db, tmp, obs)?;
+        backup_api(&src, tmp, obs)?;
         let (sha256, size) = parallel_verify(tmp)?;
         Ok(Copied {
             size,
@@ -333,12 +348,7 @@ pub(crate) fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usi
 }
 
 /// SQLite's online backup API: consistent with WAL content and other writers.
-fn backup_api(
-    src: &Connection,
-    db: &Path,
-    tmp: &Path,
-    obs: &mut dyn Observer,
-) -> Result<(), Problem> {
+fn backup_api(src: &Connection, tmp: &Path, obs: &mut dyn Observer) -> Result<(), Problem> {
     create_private(tmp).map_err(|source| Problem::Io {
         path: tmp.to_path_buf(),
         source,
@@ -369,7 +379,6 @@ fn backup_api(
     dst.execute_batch("PRAGMA journal_mode = DELETE")
         .map_err(Problem::Sqlite)?;
     dst.close().map_err(|(_, e)| Problem::Sqlite(e))?;
-    let _ = db;
     File::open(tmp)
         .and_then(|f| f.sync_all())
         .map_err(|source| Problem::Io {
@@ -380,18 +389,27 @@ fn backup_api(
 
 /// Hashes `path` and runs quick_check on it at the same time.
 pub fn parallel_verify(path: &Path) -> Result<(String, u64), Problem> {
+    let (hashed, checked) = hash_and_check(path);
+    checked?;
+    hashed
+}
+
+/// Both results, so a caller can tell a damaged file (hash differs) from one
+/// that was damaged before it was hashed, without reading it twice.
+fn hash_and_check(path: &Path) -> (Result<(String, u64), Problem>, Result<(), Problem>) {
     std::thread::scope(|scope| {
         let check = scope.spawn(|| {
             let conn = open_backup(path)?;
             quick_check(&conn, path)
         });
         let hashed = hash_file(path);
-        let checked = check.join().map_err(|_| Problem::Check {
-            path: path.to_path_buf(),
-            detail: "quick_check thread failed".into(),
-        })?;
-        checked?;
-        hashed
+        let checked = check.join().unwrap_or_else(|_| {
+            Err(Problem::Check {
+                path: path.to_path_buf(),
+                detail: "quick_check thread failed".into(),
+            })
+        });
+        (hashed, checked)
     })
 }
 
@@ -608,14 +626,9 @@ pub fn verify(path: &Path) -> Result<Manifest, Problem> {
         });
     }
     let manifest = read_manifest(path)?;
-    let (sha, _) = parallel_verify(path).or_else(|e| match e {
-        // A damaged file fails the hash too; say the more precise thing.
-        Problem::Check { .. } => match hash_file(path) {
-            Ok((sha, size)) if sha != manifest.sha256 => Ok((sha, size)),
-            _ => Err(e),
-        },
-        other => Err(other),
-    })?;
+    let (hashed, checked) = hash_and_check(path);
+    let (sha, _) = hashed?;
+    // A damaged file fails both; the hash mismatch is the more precise thing to say.
     if sha != manifest.sha256 {
         return Err(Problem::HashMismatch {
             path: path.to_path_buf(),
@@ -623,6 +636,7 @@ pub fn verify(path: &Path) -> Result<Manifest, Problem> {
             actual: sha,
         });
     }
+    checked?;
     Ok(manifest)
 }
 

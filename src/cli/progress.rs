@@ -108,7 +108,7 @@ impl Observer for Progress<'_> {
                     self.line(format!("  {d}"));
                 }
             }
-            Event::PlanReady { pending, .. } => {
+            Event::PlanReady { pending } => {
                 if let Some(m) = &self.multi {
                     let overall = m.add(ProgressBar::new(pending as u64));
                     overall.set_style(

@@ -32,14 +32,7 @@ pub fn run(
     };
     let mut progress = Progress::new(ui, signals);
     let info = backup::take(
-        &backup::Request {
-            database: path,
-            folder: &settings.backups,
-            reason: &reason,
-            keep: settings.keep,
-            newest_version: newest,
-            busy: settings.busy_timeout,
-        },
+        &backup::Request::new(settings, &reason, newest),
         &mut progress,
     )?;
     progress.finish();
