@@ -132,6 +132,14 @@ pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> R
     // stay cheap.
     let mut known = tables(&scratch, None);
     for &(m, section) in steps {
+        // The copy runs each section the way the real run will: the bundled
+        // SQLite enables foreign keys by default, and with them on, a DELETE of
+        // a parent would show its children's cascade as deleted rows.
+        let _ = scratch.execute_batch(if section.options.foreign_keys {
+            "PRAGMA foreign_keys = ON"
+        } else {
+            "PRAGMA foreign_keys = OFF"
+        });
         let mut dropped = BTreeSet::new();
         let mut deleted = BTreeSet::new();
         let mut views = BTreeSet::new();

@@ -120,10 +120,12 @@ pub fn run(settings: &Settings) -> Result<VerifyReport> {
         }
     }
 
+    // Some damage stops integrity_check itself ("malformed"): that is this
+    // check's finding, not a reason to stop verifying.
     let integrity: Vec<String> = conn
         .prepare("PRAGMA integrity_check")
         .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect())
-        .map_err(sqlite)?;
+        .unwrap_or_else(|e| vec![crate::apply::message(&e)]);
     if integrity.len() == 1 && integrity[0] == "ok" {
         findings.push(ok("integrity", "integrity_check ok"));
     } else {
@@ -137,35 +139,42 @@ pub fn run(settings: &Settings) -> Result<VerifyReport> {
         ));
     }
 
-    let violations: Vec<(String, Option<i64>, String)> = conn
-        .prepare("PRAGMA foreign_key_check")
-        .and_then(|mut s| {
+    let violations: rusqlite::Result<Vec<(String, Option<i64>, String)>> =
+        conn.prepare("PRAGMA foreign_key_check").and_then(|mut s| {
             s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect()
-        })
-        .map_err(sqlite)?;
-    if violations.is_empty() {
-        findings.push(ok("foreign-keys", "foreign_key_check ok"));
-    } else {
-        let sample: Vec<String> = violations
-            .iter()
-            .take(5)
-            .map(|(t, id, p)| {
-                format!(
-                    "{t} rowid {} → missing {p}",
-                    id.map(|i| i.to_string()).unwrap_or("?".into())
-                )
-            })
-            .collect();
-        findings.push(bad(
+        });
+    match violations {
+        Err(e) => findings.push(bad(
             "foreign-keys",
             format!(
-                "{} row(s) reference missing parents: {}",
-                violations.len(),
-                sample.join(", ")
+                "foreign_key_check could not run: {}",
+                crate::apply::message(&e)
             ),
-            "fix or delete those rows in a new migration",
-        ));
+            "restore a good backup (`backstop restore`)",
+        )),
+        Ok(v) if v.is_empty() => findings.push(ok("foreign-keys", "foreign_key_check ok")),
+        Ok(v) => {
+            let sample: Vec<String> = v
+                .iter()
+                .take(5)
+                .map(|(t, id, p)| {
+                    format!(
+                        "{t} rowid {} → missing {p}",
+                        id.map(|i| i.to_string()).unwrap_or("?".into())
+                    )
+                })
+                .collect();
+            findings.push(bad(
+                "foreign-keys",
+                format!(
+                    "{} row(s) reference missing parents: {}",
+                    v.len(),
+                    sample.join(", ")
+                ),
+                "fix or delete those rows in a new migration",
+            ));
+        }
     }
 
     let listed = backup::list(&settings.backups, path).unwrap_or_default();

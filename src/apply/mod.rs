@@ -20,7 +20,7 @@ use crate::settings::Settings;
 
 mod runner;
 
-pub(crate) use runner::{RunRecord, Runner, Step};
+pub(crate) use runner::{message, RunRecord, Runner, Step};
 
 /// Options of `up`, as plain values.
 #[derive(Debug, Clone, Default)]
