@@ -1155,3 +1155,90 @@ fn databases_with_the_same_file_name_never_share_backups() {
         s.listing()
     );
 }
+
+#[test]
+fn restore_says_when_the_database_was_written_after_the_backup() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    s.run(&["backup", "--label", "snap"]).code(0);
+    let snap = backups_with_reason(&s, "snap").pop().expect("snap backup");
+    // Untouched since the backup: no warning.
+    let out = s.run(&["restore", snap.to_str().unwrap(), "--yes"]);
+    out.code(0);
+    assert!(!out.stderr.contains("written after"), "{}", out.stderr);
+    // Another program writes (rollback-journal mode: the change counter moves).
+    s.conn()
+        .execute("INSERT INTO a (x) VALUES ('later')", [])
+        .unwrap();
+    s.run(&["restore", snap.to_str().unwrap(), "--yes"])
+        .code(0)
+        .stderr_has("written after this backup was taken");
+    assert_eq!(a_rows(&s.db()), Some(vec!["one".into(), "two".into()]));
+}
+
+#[test]
+fn restore_refuses_a_backup_that_fails_quick_check_even_with_a_matching_hash() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    s.conn()
+        .execute_batch(
+            "CREATE TABLE pad (v TEXT);
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300)
+             INSERT INTO pad SELECT printf('%0100d', x) FROM c;",
+        )
+        .unwrap();
+    s.run(&["backup", "--label", "snap"]).code(0);
+    let snap = backups_with_reason(&s, "snap").pop().expect("snap backup");
+    // Damage a page, then make the manifest agree with the damaged bytes: only
+    // quick_check can tell now.
+    std::fs::set_permissions(&snap, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let last_page = bytes.len() - 4096;
+    for b in &mut bytes[last_page + 8..] {
+        *b = 0x41;
+    }
+    std::fs::write(&snap, &bytes).unwrap();
+    let mp = manifest_path(&snap);
+    let mut m = manifest(&snap);
+    m["sha256"] = serde_json::Value::String(file_hash(&snap));
+    std::fs::write(&mp, serde_json::to_vec(&m).unwrap()).unwrap();
+
+    let before = file_hash(&s.db());
+    s.run(&["restore", snap.to_str().unwrap(), "--yes"])
+        .code(5)
+        .stderr_has("quick_check");
+    assert_eq!(file_hash(&s.db()), before);
+    assert!(backups_with_reason(&s, "before-restore").is_empty());
+}
+
+#[test]
+fn a_backups_path_that_is_a_file_stops_up_before_anything_changes() {
+    // Needs no mount, so it runs everywhere (the tmpfs cases may skip).
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    s.migration("2_b.sql", B);
+    s.write("not-a-folder", "plain file");
+    let before = file_hash(&s.db());
+    s.run(&["up", "--backups", "not-a-folder"])
+        .code(5)
+        .stderr_has("not-a-folder");
+    assert_eq!(file_hash(&s.db()), before);
+    assert_eq!(s.applied(), vec![1]);
+}
+
+#[test]
+fn on_failure_ask_without_a_terminal_keeps_and_prints_the_restore_command() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A)
+        .migration("2_b.sql", B)
+        .migration("3_bad.sql", BAD);
+    s.run(&["up", "--on-failure", "ask"])
+        .code(1)
+        .stderr_has("kept")
+        .stderr_has("backstop restore --database dev.db");
+    assert_eq!(s.applied(), vec![1, 2]);
+    assert!(backups_with_reason(&s, "before-restore").is_empty());
+}

@@ -882,3 +882,44 @@ fn a_failed_rehearsal_is_an_error_on_stderr() {
         .stdout_has("FAILED");
     assert!(!s.db().exists(), "a rehearsal never creates the database");
 }
+
+#[test]
+fn status_shows_the_database_facts() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    s.run(&["backup", "--label", "newest"]).code(0);
+    let doc = s.run(&["status", "--json"]).code(0).json();
+    let size = std::fs::metadata(s.db()).unwrap().len();
+    assert_eq!(doc["facts"]["size"], size);
+    assert_eq!(doc["facts"]["journal_mode"], "delete");
+    let newest = doc["newest_backup"].as_str().unwrap_or_default();
+    assert!(newest.ends_with(".newest.sqlite3"), "{doc}");
+    s.conn()
+        .execute_batch("PRAGMA journal_mode = WAL;")
+        .unwrap();
+    s.run(&["status"])
+        .code(0)
+        .stdout_has("journal wal")
+        .stdout_has(".newest.sqlite3");
+}
+
+#[test]
+fn no_input_on_a_terminal_fails_naming_the_flag_instead_of_prompting() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    s.run(&["backup"]).code(0);
+    let before = file_hash(&s.db());
+    let mut pty = crate::pty::Pty::spawn(&s, &["restore", "--no-input"]);
+    pty.expect("--latest");
+    assert_eq!(pty.exit_code(), 3);
+    let mut pty = crate::pty::Pty::spawn(&s, &["restore", "--latest", "--no-input"]);
+    pty.expect("--yes");
+    assert_eq!(pty.exit_code(), 3);
+    s.migration("1_a.sql", &A.replace("x TEXT", "x TEXT, y TEXT"));
+    let mut pty = crate::pty::Pty::spawn(&s, &["repair", "1", "--no-input"]);
+    pty.expect("--yes");
+    assert_eq!(pty.exit_code(), 3);
+    assert_eq!(file_hash(&s.db()), before);
+}

@@ -1459,3 +1459,36 @@ fn a_run_that_never_finished_is_logged_as_interrupted_with_what_it_committed() {
         .code(0)
         .stdout_has("interrupted (process ended)");
 }
+
+#[test]
+fn rollback_in_a_transactional_migration_is_refused_before_anything_runs() {
+    hostile_is_refused("ROLLBACK;", "ROLLBACK");
+}
+
+#[test]
+fn end_in_a_transactional_migration_is_refused_before_anything_runs() {
+    hostile_is_refused("END;", "COMMIT");
+}
+
+#[test]
+fn detach_in_a_transactional_migration_is_refused_before_anything_runs() {
+    hostile_is_refused("DETACH other;", "DETACH");
+}
+
+#[test]
+fn orphan_rows_are_named_with_their_rowids_and_why_cascades_did_not_fire() {
+    let s = Sandbox::new();
+    s.migration("1_family.sql", FAMILY);
+    s.run(&["up"]).code(0);
+    s.migration(
+        "2_drop_parent_one.sql",
+        "-- migrate:up\nDELETE FROM parent WHERE id = 1;\n",
+    );
+    s.run(&["up"])
+        .code(1)
+        .stderr_has("2 row(s) whose parent is missing")
+        .stderr_has("child rowid 10")
+        .stderr_has("child rowid 11")
+        .stderr_has("ON DELETE CASCADE does not fire");
+    assert_eq!(s.query_i64("SELECT count(*) FROM parent"), 2);
+}

@@ -859,3 +859,139 @@ fn log_lists_runs_newest_first_with_command_and_outcome() {
     assert_eq!(runs[0]["command"], "restore");
     assert_eq!(runs[0]["outcome"], "restored");
 }
+
+#[test]
+fn down_refuses_while_a_migration_is_edited_and_changes_nothing() {
+    let s = Sandbox::new();
+    s.migration("1_r.sql", R1).migration(
+        "2_s.sql",
+        "-- migrate:up\nCREATE TABLE s (x);\n-- migrate:down\nDROP TABLE s;\n",
+    );
+    s.run(&["up"]).code(0);
+    s.migration("1_r.sql", R1_EDITED);
+    let before = file_hash(&s.db());
+    let backups = s.backups().len();
+    s.run(&["down"])
+        .code(3)
+        .stderr_has("1_r.sql")
+        .stderr_has("edited");
+    assert_eq!(file_hash(&s.db()), before);
+    assert_eq!(s.backups().len(), backups, "no backup for a refused down");
+}
+
+#[test]
+fn verify_fails_on_an_out_of_order_migration() {
+    let s = verified_sandbox();
+    s.migration("0_early.sql", "-- migrate:up\nCREATE TABLE early (x);\n");
+    let out = s.run(&["verify"]);
+    failed_check(&out, "checksums", "older than the newest applied");
+}
+
+#[test]
+fn verify_fails_when_integrity_check_does() {
+    let s = verified_sandbox();
+    s.conn()
+        .execute_batch(
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT);
+             CREATE INDEX big_v ON big (v);
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000)
+             INSERT INTO big (v) SELECT printf('value %d', x) FROM c;",
+        )
+        .expect("fill");
+    // Garble the index's root page after its header: the table still reads
+    // fine and the file opens, but the index is broken, which integrity_check
+    // reports.
+    let root = s.query_i64("SELECT rootpage FROM sqlite_schema WHERE name = 'big_v'") as usize;
+    let mut bytes = std::fs::read(s.db()).expect("read db");
+    let start = (root - 1) * 4096;
+    for b in &mut bytes[start + 12..start + 4096] {
+        *b = 0x41;
+    }
+    std::fs::write(s.db(), bytes).expect("write db");
+    let out = s.run(&["verify"]);
+    failed_check(&out, "integrity", "integrity_check");
+}
+
+#[test]
+fn the_before_repair_backup_holds_the_old_checksum() {
+    let s = repair_sandbox();
+    let old: String = s
+        .conn()
+        .query_row(
+            "SELECT checksum FROM _backstop_migrations WHERE version = '1'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("old checksum");
+    s.run(&["repair", "1", "--yes"]).code(0);
+    let backup = s
+        .backups()
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".before-repair.sqlite3"))
+        .expect("a before-repair backup");
+    let in_backup: String = rusqlite::Connection::open(&backup)
+        .expect("open backup")
+        .query_row(
+            "SELECT checksum FROM _backstop_migrations WHERE version = '1'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("checksum in backup");
+    assert_eq!(in_backup, old, "the backup is the state before the repair");
+    let now: String = s
+        .conn()
+        .query_row(
+            "SELECT checksum FROM _backstop_migrations WHERE version = '1'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("new checksum");
+    assert_ne!(now, old);
+}
+
+#[test]
+fn deleting_parents_lists_children_only_when_cascades_will_fire() {
+    let family = "-- migrate:up\n\
+        CREATE TABLE parent (id INTEGER PRIMARY KEY);\n\
+        CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent (id) ON DELETE CASCADE);\n\
+        INSERT INTO parent VALUES (1), (2);\n\
+        INSERT INTO child VALUES (1, 2);\n";
+    // Foreign keys off while migrations run: only `parent` loses rows.
+    let s = Sandbox::new();
+    s.migration("1_family.sql", family);
+    s.run(&["up"]).code(0);
+    s.migration(
+        "2_trim.sql",
+        "-- migrate:up\nDELETE FROM parent WHERE id = 1;\n",
+    );
+    let out = s.run(&["up"]);
+    out.code(0).stderr_has("2: deletes rows from parent");
+    assert!(!out.stderr.contains("from child"), "{}", out.stderr);
+    // With `foreign_keys:on` the cascade is real, and it is listed.
+    let s = Sandbox::new();
+    s.migration("1_family.sql", family);
+    s.run(&["up"]).code(0);
+    s.migration(
+        "2_trim.sql",
+        "-- migrate:up foreign_keys:on\nDELETE FROM parent WHERE id = 2;\n",
+    );
+    s.run(&["up"])
+        .code(0)
+        .stderr_has("2: deletes rows from child");
+    assert_eq!(s.query_i64("SELECT count(*) FROM child"), 0);
+}
+
+#[test]
+fn declining_repair_on_a_terminal_changes_nothing() {
+    let s = repair_sandbox();
+    let before = file_hash(&s.db());
+    let mut pty = crate::pty::Pty::spawn(&s, &["repair", "1"]);
+    pty.expect("Record the edited file");
+    pty.send("n");
+    assert_eq!(pty.exit_code(), 3);
+    assert_eq!(file_hash(&s.db()), before);
+    assert!(!s
+        .backups()
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with(".before-repair.sqlite3")));
+}
