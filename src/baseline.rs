@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::backup::BackupInfo;
-use crate::db::{self, Access};
+use crate::bookkeeping::{self, Change};
 use crate::error::{Error, Result};
 use crate::history;
 use crate::migration::{Migration, Version};
 use crate::observe::Observer;
-use crate::plan::{Plan, State};
+use crate::plan::State;
+use crate::project::{Need, Project};
 use crate::settings::Settings;
+use crate::source::Layout;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BaselineReport {
@@ -20,42 +22,60 @@ pub struct BaselineReport {
     pub backup: Option<BackupInfo>,
 }
 
-/// The migrations that `baseline` would record (not applied, version ≤ `version`).
-pub fn preview(settings: &Settings, version: Version) -> Result<Vec<Migration>> {
-    let path = &settings.database;
-    let files = crate::source::discover(&settings.migrations)?;
-    if !files.iter().any(|m| m.version == version) {
+/// What `baseline` would record: the migrations up to `arg` not applied yet.
+#[derive(Debug, Clone)]
+pub struct Todo {
+    pub migrations: Vec<Migration>,
+    pub layout: Layout,
+}
+
+/// The migrations that `baseline` would record (not applied, up to and
+/// including the version `arg` names).
+pub fn preview(settings: &Settings, arg: &str) -> Result<Todo> {
+    let project = Project::load(settings, Need::Existing)?;
+    let bound = project.bound(arg, "VERSION")?;
+    let plan = project.plan();
+    // VERSION must name a migration (a date names all of its dated files): a
+    // typo must not record half the folder.
+    if !project
+        .matching(&plan, arg)?
+        .iter()
+        .any(|e| e.file.is_some())
+    {
         return Err(Error::UnknownVersion {
-            version,
+            version: arg.to_owned(),
             folder: settings.migrations.clone(),
         });
     }
-    let opened = db::open(path, Access::Read, settings.busy_timeout)?
-        .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
-    let rows = history::applied(&opened.conn).map_err(|e| Error::from_sqlite(path, e))?;
-    let plan = Plan::build(&files, &rows);
     // Edited or missing migrations must be sorted out first; older unapplied
     // ones are exactly what a baseline is for.
     let problems: Vec<_> = plan.problems(true);
     if !problems.is_empty() {
         return Err(Error::Blocked(problems));
     }
-    Ok(plan
-        .entries
-        .iter()
-        .filter(|e| e.version <= version && matches!(e.state, State::Pending | State::OutOfOrder))
-        .filter_map(|e| e.file.cloned())
-        .collect())
+    Ok(Todo {
+        migrations: plan
+            .entries
+            .iter()
+            .filter(|e| e.version.key() <= &bound)
+            .filter(|e| matches!(e.state, State::Pending | State::OutOfOrder))
+            .filter_map(|e| e.file.cloned())
+            .collect(),
+        layout: project.source.layout,
+    })
 }
 
 pub fn run(
     settings: &Settings,
-    version: Version,
+    arg: &str,
     no_backup: bool,
     obs: &mut dyn Observer,
 ) -> Result<BaselineReport> {
-    let todo = preview(settings, version)?;
-    let recorded: Vec<Version> = todo.iter().map(|m| m.version).collect();
+    let Todo {
+        migrations: todo,
+        layout,
+    } = preview(settings, arg)?;
+    let recorded: Vec<Version> = todo.iter().map(|m| m.version.clone()).collect();
     let mut report = BaselineReport {
         database: settings.database.clone(),
         recorded: recorded.clone(),
@@ -64,20 +84,19 @@ pub fn run(
     if todo.is_empty() {
         return Ok(report);
     }
-    let detail = serde_json::json!({ "baseline": version, "recorded": recorded }).to_string();
-    report.backup = crate::repair::adopt_with_backup(
-        settings,
-        "baseline",
+    let detail = serde_json::json!({ "baseline": arg, "recorded": recorded }).to_string();
+    let change = Change {
+        command: "baseline",
+        layout,
         no_backup,
-        obs,
-        |conn| {
-            for m in &todo {
-                history::record(conn, m, Duration::ZERO, 0, None)?;
-            }
-            Ok(())
-        },
-        &detail,
-        &recorded,
-    )?;
+        detail: &detail,
+        versions: &recorded,
+    };
+    report.backup = bookkeeping::record(settings, &change, obs, |conn| {
+        for m in &todo {
+            history::record(conn, m, Duration::ZERO, 0, None)?;
+        }
+        Ok(())
+    })?;
     Ok(report)
 }

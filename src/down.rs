@@ -5,20 +5,18 @@ use std::path::PathBuf;
 
 use crate::apply::{self, Applied, Job, Step};
 use crate::backup::BackupInfo;
-use crate::db::{self, Access};
 use crate::error::{Error, Result};
-use crate::history;
 use crate::migration::{Migration, Section, Version};
 use crate::observe::{Event, Interrupt, Observer};
-use crate::plan::Plan;
+use crate::project::{Need, Project};
 use crate::settings::Settings;
 
 #[derive(Debug, Clone, Default)]
 pub struct DownOptions {
     /// How many to undo (default 1 when `to` is not given).
     pub steps: Option<usize>,
-    /// Undo every applied migration newer than this version.
-    pub to: Option<Version>,
+    /// Undo every applied migration newer than this version (as written).
+    pub to: Option<String>,
     pub no_backup: bool,
 }
 
@@ -38,20 +36,22 @@ pub fn down(
     interrupt: &Interrupt,
 ) -> Result<DownReport> {
     let path = &settings.database;
-    let files = crate::source::discover(&settings.migrations)?;
-    let opened = db::open(path, Access::Read, settings.busy_timeout)?
-        .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
-    let rows = history::applied(&opened.conn).map_err(|e| Error::from_sqlite(path, e))?;
-    let plan = Plan::build(&files, &rows);
+    let mut project = Project::load(settings, Need::Existing)?;
+    let opened = project.db.take();
+    let to = match &opts.to {
+        Some(arg) => Some(project.bound(arg, "--to")?),
+        None => None,
+    };
+    let plan = project.plan();
     let problems = plan.problems(false);
     if !problems.is_empty() {
         return Err(Error::Blocked(problems));
     }
     let applied = plan.applied_newest_first();
-    let targets: Vec<&Migration> = match (opts.to, opts.steps) {
+    let targets: Vec<&Migration> = match (&to, opts.steps) {
         (Some(to), _) => applied
             .iter()
-            .filter(|e| e.version > to)
+            .filter(|e| e.version.key() > to)
             .filter_map(|e| e.file)
             .collect(),
         (None, steps) => applied
@@ -76,17 +76,17 @@ pub fn down(
             Some(d) => steps.push((m, d)),
             None => {
                 return Err(Error::NoDown {
-                    version: m.version,
+                    version: m.version.clone(),
                     path: m.path.clone(),
                 })
             }
         }
     }
     for m in &targets {
-        let row = rows.iter().find(|r| r.version == m.version);
+        let row = project.rows.iter().find(|r| r.version == m.version);
         if let Some(row) = row {
             if row.down_checksum.is_some() && row.down_checksum != m.down_checksum {
-                report.changed_down.push(m.version);
+                report.changed_down.push(m.version.clone());
                 obs.event(Event::Warning {
                     message: &format!(
                         "{}: the down section of {} changed since the migration was applied",
@@ -103,10 +103,11 @@ pub fn down(
             command: "down",
             step: Step::Down,
             no_backup: opts.no_backup,
-            planned_on: &rows,
+            planned_on: &project.rows,
+            layout: project.source.layout,
             create: false,
         },
-        Some(opened),
+        opened,
         &steps,
         obs,
         interrupt,

@@ -50,7 +50,13 @@ pub enum Error {
     NoDown { version: Version, path: PathBuf },
 
     #[error("no migration with version {version} in {folder}")]
-    UnknownVersion { version: Version, folder: PathBuf },
+    UnknownVersion { version: String, folder: PathBuf },
+
+    #[error("version {version} names {} migrations: {}", candidates.len(), candidates.join(", "))]
+    AmbiguousVersion {
+        version: String,
+        candidates: Vec<String>,
+    },
 
     #[error("migration {version} is not applied to {path}")]
     NotApplied { version: Version, path: PathBuf },
@@ -103,13 +109,22 @@ pub enum Error {
         problem: crate::backup::Problem,
     },
 
+    #[error("backups folder {path} cannot be read: {source}")]
+    BackupsFolder { path: PathBuf, source: io::Error },
+
+    #[error("cannot make the rehearsal's copy in {path}: {source}")]
+    Scratch { path: PathBuf, source: io::Error },
+
     // ----- interrupted before anything changed (exit 130) -----
     #[error("interrupted; nothing was changed")]
     Interrupted,
 
-    // ----- other I/O on a named file -----
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    // ----- usage: a file backstop was asked to write (exit 2) -----
+    #[error("cannot write {path}: {source}")]
+    NewMigration { path: PathBuf, source: io::Error },
+
+    #[error("cannot write the output: {source}")]
+    Output { source: io::Error },
 }
 
 impl Error {
@@ -128,8 +143,9 @@ impl Error {
         }
     }
 
+    /// A file `new` could not write.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
-        Error::Io {
+        Error::NewMigration {
             path: path.into(),
             source,
         }

@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::checksum::Checksum;
 use crate::db::Schema;
 use crate::migration::{Migration, Version};
+use crate::source::Layout;
 
 const MIGRATIONS: &str = "_backstop_migrations";
 const RUNS: &str = "_backstop_runs";
@@ -32,8 +33,9 @@ pub fn is_internal(table: &str) -> bool {
 
 /// Creates the tracking tables if needed. Runs inside the caller's transaction.
 pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
-    // Versions are stored as decimal text: SQLite integers are signed 64-bit, and
-    // a version may be any unsigned 64-bit number.
+    // Versions are stored as text: numbered ones in decimal (SQLite integers
+    // are signed 64-bit, and a version may be any unsigned 64-bit number), the
+    // other layouts as their canonical id (see `migration::Version`).
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {MIGRATIONS} (
             version       TEXT PRIMARY KEY,
@@ -78,8 +80,9 @@ pub fn is_tracked(conn: &Connection) -> rusqlite::Result<bool> {
     table_exists(conn, MIGRATIONS)
 }
 
-/// Every applied migration, ordered by version. Empty when not tracked yet.
-pub fn applied(conn: &Connection) -> rusqlite::Result<Vec<AppliedRow>> {
+/// Every applied migration, ordered by version as `layout` orders them. Empty
+/// when not tracked yet.
+pub fn applied(conn: &Connection, layout: Layout) -> rusqlite::Result<Vec<AppliedRow>> {
     if !table_exists(conn, MIGRATIONS)? {
         return Ok(Vec::new());
     }
@@ -89,11 +92,8 @@ pub fn applied(conn: &Connection) -> rusqlite::Result<Vec<AppliedRow>> {
     ))?;
     let rows = stmt.query_map([], |r| {
         let v: String = r.get(0)?;
-        let version = v.parse::<Version>().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })?;
         Ok(AppliedRow {
-            version,
+            version: layout.recorded(&v),
             name: r.get(1)?,
             checksum: Checksum::from_hex(r.get(2)?),
             down_checksum: r.get::<_, Option<String>>(3)?.map(Checksum::from_hex),
@@ -104,16 +104,16 @@ pub fn applied(conn: &Connection) -> rusqlite::Result<Vec<AppliedRow>> {
         })
     })?;
     let mut out: Vec<AppliedRow> = rows.collect::<rusqlite::Result<_>>()?;
-    out.sort_by_key(|r| r.version);
+    out.sort_by(|a, b| a.version.cmp(&b.version));
     Ok(out)
 }
 
 /// The up text recorded when `version` was applied (for `repair`'s diff). Not
 /// part of `applied`: every command reads that, and only `repair` needs this.
-pub fn applied_text(conn: &Connection, version: Version) -> rusqlite::Result<Option<String>> {
+pub fn applied_text(conn: &Connection, version: &Version) -> rusqlite::Result<Option<String>> {
     conn.query_row(
         &format!("SELECT up_sql FROM {MIGRATIONS} WHERE version = ?1"),
-        [version.to_string()],
+        [version.id()],
         |r| r.get(0),
     )
     .optional()
@@ -134,7 +134,7 @@ pub fn record(
                 duration_ms, rows_changed, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
         ),
         params![
-            m.version.to_string(),
+            m.version.id(),
             m.name,
             m.checksum.as_str(),
             m.up.text,
@@ -149,10 +149,10 @@ pub fn record(
 }
 
 /// Removes the tracking row of a migration that was rolled back by `down`.
-pub fn unrecord(conn: &Connection, version: Version) -> rusqlite::Result<usize> {
+pub fn unrecord(conn: &Connection, version: &Version) -> rusqlite::Result<usize> {
     conn.execute(
         &format!("DELETE FROM {MIGRATIONS} WHERE version = ?1"),
-        [version.to_string()],
+        [version.id()],
     )
 }
 
@@ -164,7 +164,7 @@ pub fn rechecksum(conn: &Connection, m: &Migration) -> rusqlite::Result<usize> {
              WHERE version = ?1"
         ),
         params![
-            m.version.to_string(),
+            m.version.id(),
             m.checksum.as_str(),
             m.up.text,
             m.down_checksum.as_ref().map(Checksum::as_str),
@@ -233,6 +233,7 @@ pub struct RunEnd<'a> {
 }
 
 pub fn finish_run(conn: &Connection, id: i64, end: &RunEnd<'_>) -> rusqlite::Result<()> {
+    // Shown as the files write them: `log` is read by people.
     let versions: Vec<String> = end.migrations.iter().map(|v| v.to_string()).collect();
     conn.execute(
         &format!(

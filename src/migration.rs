@@ -1,30 +1,103 @@
 //! What a migration file says: its version, name, sections and options.
-//! Reading the folder and parsing markers is `source`'s job.
+//! Reading the folder, its layout and the markers is `source`'s job.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
 use crate::checksum::Checksum;
 
-/// A migration version: a non-negative integer ordered numerically, never lexically.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(transparent)]
-pub struct Version(pub u64);
+/// A migration version as the folder's layout reads it (SPEC "Migration files",
+/// "Other layouts"): numbered versions order numerically, Flyway versions part
+/// by part, dated names by file name, diesel versions as strings.
+///
+/// Three faces: `id` is what the tracking table stores (stable across
+/// reformatting: `0007` and `7` are the same numbered version), `shown` is how
+/// the file writes it, and the ordering key decides what runs first.
+#[derive(Debug, Clone)]
+pub struct Version {
+    id: String,
+    shown: String,
+    key: Key,
+}
 
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+/// How versions of one layout compare. A folder has one layout, so keys of
+/// different kinds only meet when a database is read with another folder.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    /// `<digits>_name`: numeric, never lexical (9 before 10).
+    Number(u64),
+    /// Flyway `1.2.10`: part by part, trailing zero parts ignored (1.0 = 1).
+    Parts(Vec<u64>),
+    /// Dated names (by file name) and diesel versions (as strings).
+    Text(String),
+}
+
+impl Version {
+    /// A numbered version (`<digits>_<name>.sql`), shown as written.
+    pub fn number(n: u64, shown: &str) -> Version {
+        Version {
+            id: n.to_string(),
+            shown: shown.to_owned(),
+            key: Key::Number(n),
+        }
+    }
+
+    pub(crate) fn new(id: String, shown: String, key: Key) -> Version {
+        Version { id, shown, key }
+    }
+
+    /// What the tracking table stores.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// As the migration's file writes it.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    pub(crate) fn key(&self) -> &Key {
+        &self.key
     }
 }
 
-impl std::str::FromStr for Version {
-    type Err = std::num::ParseIntError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        // `u64::from_str` accepts a leading '+', which is not a version.
-        if s.starts_with('+') {
-            return "x".parse::<u64>().map(Version);
-        }
-        s.parse().map(Version)
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Version {}
+
+impl Hash for Version {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl serde::Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.shown)
     }
 }
 
@@ -102,24 +175,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_order_numerically() {
-        let mut v: Vec<Version> = ["10", "9", "0100"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+    fn numbered_versions_order_numerically_and_ignore_padding() {
+        let mut v = [
+            Version::number(10, "10"),
+            Version::number(9, "9"),
+            Version::number(100, "0100"),
+        ];
         v.sort();
-        assert_eq!(v, vec![Version(9), Version(10), Version(100)]);
-    }
-
-    #[test]
-    fn version_rejects_sign_and_overflow() {
-        assert!("+1".parse::<Version>().is_err());
-        assert!("-1".parse::<Version>().is_err());
-        assert!("18446744073709551616".parse::<Version>().is_err());
-        assert_eq!(
-            "18446744073709551615".parse::<Version>().unwrap(),
-            Version(u64::MAX)
-        );
+        let shown: Vec<&str> = v.iter().map(Version::shown).collect();
+        assert_eq!(shown, ["9", "10", "0100"]);
+        assert_eq!(Version::number(7, "0007"), Version::number(7, "7"));
+        assert_eq!(Version::number(7, "0007").id(), "7");
     }
 
     #[test]

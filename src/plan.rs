@@ -7,7 +7,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::history::AppliedRow;
-use crate::migration::{Migration, Version};
+use crate::migration::{Key, Migration, Version};
+use crate::source::Layout;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -56,6 +57,8 @@ pub struct Problem {
     pub state: State,
     pub path: Option<PathBuf>,
     pub name: String,
+    /// For a missing file: the name the folder's layout expects.
+    pub expected: String,
 }
 
 impl fmt::Display for Problem {
@@ -75,9 +78,9 @@ impl fmt::Display for Problem {
             ),
             (_, State::Missing) => write!(
                 f,
-                "migration {} ({}) is applied but its file ({}_{}.sql or .up.sql) is missing \
-                 from the migrations folder",
-                self.version, self.name, self.version, self.name
+                "migration {} ({}) is applied but its file ({}) is missing from the \
+                 migrations folder",
+                self.version, self.name, self.expected
             ),
             (p, s) => write!(
                 f,
@@ -104,19 +107,20 @@ pub fn describe(problems: &[Problem]) -> String {
 
 #[derive(Debug, Clone)]
 pub struct Plan<'a> {
+    pub layout: Layout,
     pub entries: Vec<Entry<'a>>,
 }
 
 impl<'a> Plan<'a> {
     /// Pure: files and rows in, a state for every version out.
-    pub fn build(files: &'a [Migration], rows: &'a [AppliedRow]) -> Plan<'a> {
-        let newest_applied = rows.iter().map(|r| r.version).max();
-        let mut by_version: BTreeMap<Version, Entry<'a>> = BTreeMap::new();
+    pub fn build(layout: Layout, files: &'a [Migration], rows: &'a [AppliedRow]) -> Plan<'a> {
+        let newest_applied = rows.iter().map(|r| &r.version).max();
+        let mut by_version: BTreeMap<&Version, Entry<'a>> = BTreeMap::new();
         for m in files {
             by_version.insert(
-                m.version,
+                &m.version,
                 Entry {
-                    version: m.version,
+                    version: m.version.clone(),
                     state: State::Pending,
                     file: Some(m),
                     row: None,
@@ -124,8 +128,8 @@ impl<'a> Plan<'a> {
             );
         }
         for r in rows {
-            let e = by_version.entry(r.version).or_insert(Entry {
-                version: r.version,
+            let e = by_version.entry(&r.version).or_insert(Entry {
+                version: r.version.clone(),
                 state: State::Missing,
                 file: None,
                 row: None,
@@ -137,13 +141,14 @@ impl<'a> Plan<'a> {
                 (Some(f), Some(r)) if f.checksum == r.checksum => State::Applied,
                 (Some(_), Some(_)) => State::Edited,
                 (None, _) => State::Missing,
-                (Some(_), None) if newest_applied.is_some_and(|n| e.version < n) => {
+                (Some(_), None) if newest_applied.is_some_and(|n| e.version < *n) => {
                     State::OutOfOrder
                 }
                 (Some(_), None) => State::Pending,
             };
         }
         Plan {
+            layout,
             entries: by_version.into_values().collect(),
         }
     }
@@ -158,22 +163,23 @@ impl<'a> Plan<'a> {
                 _ => false,
             })
             .map(|e| Problem {
-                version: e.version,
+                version: e.version.clone(),
                 state: e.state,
                 path: e.file.map(|f| f.path.clone()),
                 name: e.name().to_owned(),
+                expected: self.layout.file_name(&e.version, e.name()),
             })
             .collect()
     }
 
     /// What `up` would apply, in version order, up to and including `to`.
-    pub fn pending(&self, to: Option<Version>, allow_out_of_order: bool) -> Vec<&'a Migration> {
+    pub fn pending(&self, to: Option<&Key>, allow_out_of_order: bool) -> Vec<&'a Migration> {
         self.entries
             .iter()
             .filter(|e| {
                 e.state == State::Pending || (allow_out_of_order && e.state == State::OutOfOrder)
             })
-            .filter(|e| to.is_none_or(|t| e.version <= t))
+            .filter(|e| to.is_none_or(|t| e.version.key() <= t))
             .filter_map(|e| e.file)
             .collect()
     }
@@ -189,11 +195,11 @@ impl<'a> Plan<'a> {
         self.entries.iter().filter(|e| e.state == state).count()
     }
 
-    pub fn newest_applied(&self) -> Option<Version> {
+    pub fn newest_applied(&self) -> Option<&Version> {
         self.entries
             .iter()
             .filter(|e| e.row.is_some())
-            .map(|e| e.version)
+            .map(|e| &e.version)
             .max()
     }
 }
@@ -206,7 +212,7 @@ mod tests {
 
     fn file(v: u64, text: &str) -> Migration {
         Migration::new(
-            Version(v),
+            Version::number(v, &v.to_string()),
             format!("m{v}"),
             Section {
                 path: format!("{v}_m{v}.sql").into(),
@@ -220,7 +226,7 @@ mod tests {
 
     fn row(v: u64, text: &str) -> AppliedRow {
         AppliedRow {
-            version: Version(v),
+            version: Version::number(v, &v.to_string()),
             name: format!("m{v}"),
             checksum: Checksum::of(text),
             down_checksum: None,
@@ -232,10 +238,10 @@ mod tests {
     }
 
     fn states(files: &[Migration], rows: &[AppliedRow]) -> Vec<(u64, State)> {
-        Plan::build(files, rows)
+        Plan::build(Layout::Numbered, files, rows)
             .entries
             .iter()
-            .map(|e| (e.version.0, e.state))
+            .map(|e| (e.version.id().parse().unwrap(), e.state))
             .collect()
     }
 
@@ -296,25 +302,25 @@ mod tests {
     fn problems_and_pending() {
         let files = vec![file(1, "a"), file(2, "b"), file(3, "c"), file(4, "d")];
         let rows = vec![row(1, "a"), row(3, "c")];
-        let plan = Plan::build(&files, &rows);
+        let plan = Plan::build(Layout::Numbered, &files, &rows);
         assert_eq!(plan.problems(false).len(), 1);
         assert!(plan.problems(true).is_empty());
         let p: Vec<u64> = plan
             .pending(None, false)
             .iter()
-            .map(|m| m.version.0)
+            .map(|m| m.version.id().parse::<u64>().unwrap())
             .collect();
         assert_eq!(p, vec![4]);
         let p: Vec<u64> = plan
             .pending(None, true)
             .iter()
-            .map(|m| m.version.0)
+            .map(|m| m.version.id().parse::<u64>().unwrap())
             .collect();
         assert_eq!(p, vec![2, 4]);
         let p: Vec<u64> = plan
-            .pending(Some(Version(3)), true)
+            .pending(Some(&Key::Number(3)), true)
             .iter()
-            .map(|m| m.version.0)
+            .map(|m| m.version.id().parse::<u64>().unwrap())
             .collect();
         assert_eq!(p, vec![2]);
     }

@@ -3,14 +3,16 @@
 
 use std::path::PathBuf;
 
-use crate::backup::{self, BackupInfo};
-use crate::db::{self, Access};
+use crate::backup::BackupInfo;
+use crate::bookkeeping::{self, Change};
 use crate::error::{Error, Result};
-use crate::history::{self, Outcome};
-use crate::migration::Version;
+use crate::history;
+use crate::migration::{Migration, Version};
 use crate::observe::Observer;
-use crate::plan::{Plan, State};
+use crate::plan::State;
+use crate::project::{Need, Project};
 use crate::settings::Settings;
+use crate::source::Layout;
 
 /// What repair would change, for the diff and the confirmation.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -23,23 +25,20 @@ pub struct Preview {
     pub new_checksum: String,
     /// False when the file already matches (nothing to repair).
     pub needed: bool,
+    /// The file as read for this preview: what `run` records.
+    #[serde(skip)]
+    pub migration: Migration,
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
-pub fn preview(settings: &Settings, version: Version) -> Result<Preview> {
+/// Finds the applied migration `arg` names and what repair would record for it.
+pub fn preview(settings: &Settings, arg: &str) -> Result<Preview> {
     let path = &settings.database;
-    let files = crate::source::discover(&settings.migrations)?;
-    let opened = db::open(path, Access::Read, settings.busy_timeout)?
-        .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
-    let rows = history::applied(&opened.conn).map_err(|e| Error::from_sqlite(path, e))?;
-    let plan = Plan::build(&files, &rows);
-    let entry = plan
-        .entries
-        .iter()
-        .find(|e| e.version == version)
-        .ok_or_else(|| Error::UnknownVersion {
-            version,
-            folder: settings.migrations.clone(),
-        })?;
+    let project = Project::load(settings, Need::Existing)?;
+    let plan = project.plan();
+    let entry = project.entry(&plan, arg)?;
+    let version = entry.version.clone();
     let (Some(file), Some(row)) = (entry.file, entry.row) else {
         return match entry.row {
             None => Err(Error::NotApplied {
@@ -47,21 +46,26 @@ pub fn preview(settings: &Settings, version: Version) -> Result<Preview> {
                 path: path.clone(),
             }),
             Some(_) => Err(Error::UnknownVersion {
-                version,
+                version: arg.to_owned(),
                 folder: settings.migrations.clone(),
             }),
         };
     };
+    let conn = project
+        .conn()
+        .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
     Ok(Preview {
-        version,
-        path: file.path.clone(),
-        applied_text: history::applied_text(&opened.conn, version)
+        applied_text: history::applied_text(conn, &row.version)
             .map_err(|e| Error::from_sqlite(path, e))?
             .unwrap_or_default(),
+        path: file.path.clone(),
         file_text: file.up.text.clone(),
         old_checksum: row.checksum.to_string(),
         new_checksum: file.checksum.to_string(),
         needed: entry.state == State::Edited,
+        migration: file.clone(),
+        layout: project.source.layout,
+        version,
     })
 }
 
@@ -78,85 +82,25 @@ pub fn run(
     no_backup: bool,
     obs: &mut dyn Observer,
 ) -> Result<RepairReport> {
-    let files = crate::source::discover(&settings.migrations)?;
-    let m = files
-        .iter()
-        .find(|m| m.version == preview.version)
-        .ok_or_else(|| Error::UnknownVersion {
-            version: preview.version,
-            folder: settings.migrations.clone(),
-        })?;
-    let backup = adopt_with_backup(
-        settings,
-        "repair",
+    let m = &preview.migration;
+    let detail = serde_json::json!({
+        "version": preview.version,
+        "old_checksum": preview.old_checksum,
+        "new_checksum": preview.new_checksum,
+    })
+    .to_string();
+    let change = Change {
+        command: "repair",
+        layout: preview.layout,
         no_backup,
-        obs,
-        |conn| history::rechecksum(conn, m).map(|_| ()),
-        &serde_json::json!({
-            "version": preview.version,
-            "old_checksum": preview.old_checksum,
-            "new_checksum": preview.new_checksum,
-        })
-        .to_string(),
-        &[preview.version],
-    )?;
+        detail: &detail,
+        versions: std::slice::from_ref(&preview.version),
+    };
+    let backup = bookkeeping::record(settings, &change, obs, |conn| {
+        history::rechecksum(conn, m).map(|_| ())
+    })?;
     Ok(RepairReport {
-        version: preview.version,
+        version: preview.version.clone(),
         backup,
     })
-}
-
-/// Shared by `repair` and `baseline`: lock, back up, change the tracking tables
-/// in one transaction, and record the run.
-pub(crate) fn adopt_with_backup(
-    settings: &Settings,
-    command: &str,
-    no_backup: bool,
-    obs: &mut dyn Observer,
-    change: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()>,
-    detail: &str,
-    versions: &[Version],
-) -> Result<Option<BackupInfo>> {
-    let path = &settings.database;
-    let opened = db::open(path, Access::Write, settings.busy_timeout)?
-        .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
-    db::check_writable(path)?;
-    let conn = opened.conn;
-    let sqlite = |e| Error::from_sqlite(path, e);
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite)?;
-    let result = (|| -> Result<Option<BackupInfo>> {
-        let newest = history::applied(&conn)
-            .map_err(sqlite)?
-            .iter()
-            .map(|r| r.version)
-            .max();
-        let reason = format!("before-{command}");
-        let backup = if no_backup {
-            None
-        } else {
-            let request = backup::Request::new(settings, &reason, newest);
-            Some(backup::take(&request, obs)?)
-        };
-        let backup_name = backup
-            .as_ref()
-            .map(|b| b.path.to_string_lossy().into_owned());
-        history::ensure(&conn).map_err(sqlite)?;
-        change(&conn).map_err(sqlite)?;
-        history::record_done(
-            &conn,
-            command,
-            backup_name.as_deref(),
-            Outcome::Ok,
-            versions,
-            None,
-            detail,
-        )
-        .map_err(sqlite)?;
-        conn.execute_batch("COMMIT").map_err(sqlite)?;
-        Ok(backup)
-    })();
-    if result.is_err() && !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    result
 }

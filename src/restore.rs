@@ -15,6 +15,7 @@ use crate::history;
 use crate::migration::Version;
 use crate::observe::{Event, Observer};
 use crate::settings::Settings;
+use crate::source::Layout;
 
 /// The state of the live database before a restore.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -61,7 +62,11 @@ pub fn preview(settings: &Settings, backup_path: &Path) -> Result<Preview> {
         problem,
     })?;
     let database = settings.database.clone();
-    let current = inspect_current(&database, settings.busy_timeout);
+    let current = inspect_current(
+        &database,
+        settings.busy_timeout,
+        crate::project::layout_or_default(settings),
+    );
     let changed_since = match (&current, manifest.change_counter) {
         (Current::Healthy { .. }, Some(then)) if !is_wal(&database) => {
             backup::change_counter(&database).map(|now| now != then)
@@ -88,7 +93,9 @@ fn is_wal(db: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn inspect_current(path: &Path, busy: Duration) -> Current {
+/// What the live database holds. `layout` reads its versions; a restore must
+/// work even when the migrations folder does not, so it is only a reading aid.
+fn inspect_current(path: &Path, busy: Duration, layout: Layout) -> Current {
     if !path.exists() {
         return Current::Missing;
     }
@@ -110,9 +117,9 @@ fn inspect_current(path: &Path, busy: Duration) -> Current {
     if let Err(Problem::Check { detail, .. }) = backup::quick_check(&opened.conn, path) {
         return Current::Damaged { detail };
     }
-    let newest_version = history::applied(&opened.conn)
+    let newest_version = history::applied(&opened.conn, layout)
         .ok()
-        .and_then(|rows| rows.iter().map(|r| r.version).max());
+        .and_then(|rows| rows.into_iter().map(|r| r.version).max());
     Current::Healthy {
         newest_version,
         size: fs::metadata(path).map(|m| m.len()).unwrap_or(0),
@@ -140,7 +147,11 @@ pub fn run(
         damaged: Vec::new(),
         duration_ms: 0,
     };
-    let current = inspect_current(database, settings.busy_timeout);
+    let current = inspect_current(
+        database,
+        settings.busy_timeout,
+        crate::project::layout_or_default(settings),
+    );
     match current {
         Current::Healthy { newest_version, .. } => {
             db::check_writable(database)?;
@@ -158,7 +169,7 @@ pub fn run(
                     // With keep = 1 the safety copy would prune the very backup
                     // being restored.
                     keep: settings.keep.max(2),
-                    ..backup::Request::new(settings, "before-restore", newest_version)
+                    ..backup::Request::new(settings, "before-restore", newest_version.as_ref())
                 };
                 let taken = backup::take(&request, obs)?;
                 let settled = crate::apply::data_version(&dst).map_err(sqlite)? == before;
@@ -277,8 +288,14 @@ fn replace_file(backup_path: &Path, database: &Path) -> std::result::Result<(), 
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = db::folder_of(database).join(format!(".{name}.restore.{}.tmp", std::process::id()));
-    copy_synced(backup_path, &tmp)?;
+    let folder = db::folder_of(database);
+    let mut tmp =
+        backup::temporary(&folder, &format!("{name}.restore")).map_err(|source| Problem::Io {
+            path: folder.clone(),
+            source,
+        })?;
+    let tmp_path = tmp.path().to_path_buf();
+    copy_into(backup_path, tmp.as_file_mut(), &tmp_path)?;
     for suffix in ["-wal", "-journal", "-shm"] {
         let p = with_suffix(database, suffix);
         if p.exists() {
@@ -288,28 +305,45 @@ fn replace_file(backup_path: &Path, database: &Path) -> std::result::Result<(), 
             })?;
         }
     }
-    fs::rename(&tmp, database).map_err(|source| {
-        let _ = fs::remove_file(&tmp);
-        Problem::Io {
-            path: database.to_path_buf(),
-            source,
-        }
+    // Replacing the damaged file is the point here: rename over it.
+    tmp.persist(database).map_err(|e| Problem::Io {
+        path: database.to_path_buf(),
+        source: e.error,
     })?;
-    backup::sync_dir(&db::folder_of(database));
+    backup::sync_dir(&folder);
     Ok(())
 }
 
+/// A plain copy of `src` at `dst`, which must not exist yet (a `.damaged` name).
 fn copy_synced(src: &Path, dst: &Path) -> std::result::Result<(), Problem> {
+    let folder = db::folder_of(dst);
+    let name = dst
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = backup::temporary(&folder, &name).map_err(|source| Problem::Io {
+        path: folder.clone(),
+        source,
+    })?;
+    let tmp_path = tmp.path().to_path_buf();
+    copy_into(src, tmp.as_file_mut(), &tmp_path)?;
+    tmp.persist_noclobber(dst)
+        .map(drop)
+        .map_err(|e| Problem::Io {
+            path: dst.to_path_buf(),
+            source: e.error,
+        })
+}
+
+fn copy_into(src: &Path, out: &mut fs::File, out_path: &Path) -> std::result::Result<(), Problem> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Problem::Io { path, source }
     };
     let mut input = fs::File::open(src).map_err(io(src))?;
-    let mut out = backup::create_private(dst).map_err(io(dst))?;
-    std::io::copy(&mut input, &mut out).map_err(io(dst))?;
-    out.sync_all().map_err(io(dst))
+    std::io::copy(&mut input, out).map_err(io(out_path))?;
+    out.sync_all().map_err(io(out_path))
 }
-
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
     s.push(suffix);

@@ -3,6 +3,7 @@
 //! strings with semicolons work and no hand-written splitter is involved.
 
 use std::ffi::{CStr, CString};
+use std::marker::PhantomData;
 use std::os::raw::{c_char, c_int};
 
 use rusqlite::{ffi, Connection};
@@ -11,49 +12,53 @@ use crate::migration::Section;
 
 /// One statement of a section, prepared on the connection that found it.
 #[derive(Debug)]
-pub struct Statement<'a> {
+pub struct Statement<'a, 'c> {
     /// The statement's text, from its first token to just past its `;`.
     pub sql: &'a str,
-    /// Byte offset of the first token in the section's text.
-    pub start: usize,
-    /// Byte offset just past the statement.
-    pub end: usize,
     /// 1-based line of the first token in the file.
     pub line: usize,
-    prepared: Prepared,
+    prepared: Prepared<'c>,
 }
 
-impl Statement<'_> {
+impl Statement<'_, '_> {
     /// Runs the statement to completion (rows, if any, are discarded).
-    pub fn run(&mut self, conn: &Connection) -> rusqlite::Result<()> {
-        self.prepared.run(conn)
+    pub fn run(&mut self) -> rusqlite::Result<()> {
+        self.prepared.run()
     }
 }
 
 /// A prepared statement owned here, finalized on drop. Running the statement
 /// that was prepared to find its end avoids preparing every statement twice.
+/// It borrows its connection, so it cannot outlive it (finalizing a statement
+/// of a closed connection is undefined behaviour).
 #[derive(Debug)]
-struct Prepared(*mut ffi::sqlite3_stmt);
+struct Prepared<'c> {
+    stmt: *mut ffi::sqlite3_stmt,
+    conn: &'c Connection,
+    _not_send: PhantomData<*mut ()>,
+}
 
-impl Prepared {
-    fn run(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+impl Prepared<'_> {
+    fn run(&mut self) -> rusqlite::Result<()> {
         loop {
-            // SAFETY: `self.0` is a valid statement of `conn` until dropped.
-            let rc = unsafe { ffi::sqlite3_step(self.0) };
+            // SAFETY: `stmt` is a valid statement of `conn`, which this borrows,
+            // until it is finalized on drop.
+            let rc = unsafe { ffi::sqlite3_step(self.stmt) };
             match rc {
                 ffi::SQLITE_ROW => continue,
                 ffi::SQLITE_DONE => return Ok(()),
-                _ => return Err(last_error(conn, rc)),
+                _ => return Err(last_error(self.conn, rc)),
             }
         }
     }
 }
 
-impl Drop for Prepared {
+impl Drop for Prepared<'_> {
     fn drop(&mut self) {
-        // SAFETY: finalizing a valid (or null) statement exactly once.
+        // SAFETY: finalizing a valid (or null) statement exactly once, while
+        // its connection is still open (borrowed by `self`).
         unsafe {
-            ffi::sqlite3_finalize(self.0);
+            ffi::sqlite3_finalize(self.stmt);
         }
     }
 }
@@ -78,6 +83,7 @@ fn last_error(conn: &Connection, rc: c_int) -> rusqlite::Error {
 #[derive(Debug)]
 pub struct PrepareError {
     /// Byte offset of the failing statement's first token.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub offset: usize,
     pub line: usize,
     pub error: rusqlite::Error,
@@ -141,7 +147,10 @@ impl<'a> Script<'a> {
     /// The next statement, prepared on `conn` to find its end. Preparing needs the
     /// schema as it is at this point of the migration, so call it on the
     /// connection that runs the statements. `Ok(None)` at the end.
-    pub fn next(&mut self, conn: &Connection) -> Result<Option<Statement<'a>>, PrepareError> {
+    pub fn next<'c>(
+        &mut self,
+        conn: &'c Connection,
+    ) -> Result<Option<Statement<'a, 'c>>, PrepareError> {
         loop {
             self.from += skip_trivia(&self.text[self.from..]);
             if self.from >= self.text.len() {
@@ -167,7 +176,7 @@ impl<'a> Script<'a> {
                     });
                 }
             };
-            if prepared.0.is_null() {
+            if prepared.stmt.is_null() {
                 // Only an empty statement (`;`) was left: nothing to run.
                 if consumed == 0 {
                     return Ok(None);
@@ -180,8 +189,6 @@ impl<'a> Script<'a> {
             let line = self.line_at(start);
             return Ok(Some(Statement {
                 sql: &self.text[start..end],
-                start,
-                end,
                 line,
                 prepared,
             }));
@@ -191,12 +198,12 @@ impl<'a> Script<'a> {
 
 /// Prepares the statement at byte `start` of `c`; returns how many bytes it
 /// took and the statement (null for an empty one).
-fn prepare_tail(
-    conn: &Connection,
+fn prepare_tail<'c>(
+    conn: &'c Connection,
     c: &CString,
     start: usize,
     len: c_int,
-) -> rusqlite::Result<(usize, Prepared)> {
+) -> rusqlite::Result<(usize, Prepared<'c>)> {
     let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
     let mut tail: *const c_char = std::ptr::null();
     // SAFETY: `conn.handle()` is valid while `conn` lives. `start` is within the
@@ -211,7 +218,15 @@ fn prepare_tail(
         } else {
             (tail as usize).saturating_sub(sql as usize)
         };
-        (rc, consumed, Prepared(stmt))
+        (
+            rc,
+            consumed,
+            Prepared {
+                stmt,
+                conn,
+                _not_send: PhantomData,
+            },
+        )
     };
     if rc != ffi::SQLITE_OK {
         return Err(last_error(conn, rc));
@@ -253,7 +268,7 @@ mod tests {
         let mut script = Script::of(sql, 1);
         let mut out = Vec::new();
         while let Some(mut st) = script.next(&conn).unwrap() {
-            st.run(&conn).unwrap();
+            st.run().unwrap();
             out.push((st.sql.trim().to_owned(), st.line));
         }
         out

@@ -4,12 +4,14 @@
 use std::path::PathBuf;
 
 use crate::backup;
-use crate::db::{self, Access, Drift, Facts, Schema};
+use crate::db::{self, Drift, Facts, Schema};
 use crate::error::{Error, Result};
-use crate::history::{self, AppliedRow};
-use crate::migration::{Migration, Version};
-use crate::plan::{Plan, State};
+use crate::history;
+use crate::migration::Version;
+use crate::plan::State;
+use crate::project::{Need, Project};
 use crate::settings::Settings;
+use crate::source::Layout;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Status {
@@ -19,8 +21,12 @@ pub struct Status {
     /// Schema changed outside migrations since the last run (None: no run recorded yet).
     pub drift: Option<Drift>,
     pub newest_backup: Option<PathBuf>,
+    /// How the migrations folder names its migrations.
+    pub layout: Layout,
     pub migrations: Vec<Row>,
     pub counts: Counts,
+    /// Entries of the migrations folder that are not migrations (README…).
+    pub ignored: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -48,28 +54,15 @@ impl Counts {
     }
 }
 
-/// Files and tracking rows, for callers that build their own plan.
-pub fn load(settings: &Settings) -> Result<(Vec<Migration>, Vec<AppliedRow>, Option<db::Opened>)> {
-    let files = crate::source::discover(&settings.migrations)?;
-    let opened = db::open(&settings.database, Access::Read, settings.busy_timeout)?;
-    let rows = match &opened {
-        Some(o) => {
-            history::applied(&o.conn).map_err(|e| Error::from_sqlite(&settings.database, e))?
-        }
-        None => Vec::new(),
-    };
-    Ok((files, rows, opened))
-}
-
 pub fn read(settings: &Settings) -> Result<Status> {
     let path = &settings.database;
-    let (files, rows, opened) = load(settings)?;
-    let plan = Plan::build(&files, &rows);
+    let project = Project::load(settings, Need::Optional)?;
+    let plan = project.plan();
     let sqlite = |e| Error::from_sqlite(path, e);
-    let (facts, drift) = match &opened {
-        Some(o) => (
-            Some(db::facts(&o.conn, path).map_err(sqlite)?),
-            drift(&o.conn).map_err(sqlite)?,
+    let (facts, drift) = match project.conn() {
+        Some(conn) => (
+            Some(db::facts(conn, path).map_err(sqlite)?),
+            drift(conn).map_err(sqlite)?,
         ),
         None => (None, None),
     };
@@ -90,7 +83,7 @@ pub fn read(settings: &Settings) -> Result<Status> {
                 State::OutOfOrder => counts.out_of_order += 1,
             }
             Row {
-                version: e.version,
+                version: e.version.clone(),
                 name: e.name().to_owned(),
                 state: e.state,
                 file: e.file.map(|f| f.path.clone()),
@@ -100,12 +93,14 @@ pub fn read(settings: &Settings) -> Result<Status> {
         .collect();
     Ok(Status {
         database: path.clone(),
-        exists: opened.is_some(),
+        exists: project.db.is_some(),
         facts,
         drift,
         newest_backup,
+        layout: project.source.layout,
         migrations,
         counts,
+        ignored: project.source.ignored.clone(),
     })
 }
 

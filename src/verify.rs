@@ -1,13 +1,18 @@
-//! `verify`: the pre-deploy gate. Collects findings (never prints): migration
-//! files, checksums and order, drift, integrity, foreign keys, backup hashes.
+//! `verify`: the pre-deploy gate. Collects findings, one function per check,
+//! and never prints: migration files, checksums and order, drift, integrity,
+//! foreign keys, backup hashes. What to do about a finding is a typed [`Fix`];
+//! the CLI words it, since the words name commands and flags.
 
 use std::path::PathBuf;
+
+use rusqlite::Connection;
 
 use crate::backup;
 use crate::db::{self, Access};
 use crate::error::{Error, Result};
-use crate::history;
-use crate::plan::Plan;
+use crate::migration::Version;
+use crate::plan::{Plan, State};
+use crate::project::{Need, Project};
 use crate::settings::Settings;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -16,7 +21,31 @@ pub struct Finding {
     pub ok: bool,
     pub message: String,
     /// What to do about it, when not ok.
-    pub fix: Option<String>,
+    pub fix: Option<Fix>,
+}
+
+/// What resolves a failed check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Fix {
+    /// A migration file does not parse.
+    FixFile,
+    /// Restore the file, or accept the edit with `repair VERSION`.
+    RestoreOrRepair { version: Version },
+    /// An applied migration's file is gone.
+    RestoreFile,
+    /// An older migration is not applied.
+    ApplyOutOfOrder,
+    /// The schema changed outside migrations.
+    MigrateDrift,
+    /// The database itself is damaged.
+    RestoreBackup,
+    /// Rows reference missing parents.
+    FixRows,
+    /// A backup no longer matches its manifest, or has none.
+    ReplaceBackup,
+    /// A backup could not be read.
+    CheckBackups,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -35,181 +64,170 @@ fn ok(check: &'static str, message: impl Into<String>) -> Finding {
     }
 }
 
-fn bad(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
+fn bad(check: &'static str, message: impl Into<String>, fix: Fix) -> Finding {
     Finding {
         check,
         ok: false,
         message: message.into(),
-        fix: Some(fix.into()),
+        fix: Some(fix),
     }
 }
 
 pub fn run(settings: &Settings) -> Result<VerifyReport> {
     let path = &settings.database;
+    let mut findings = Vec::new();
+    match Project::load(settings, Need::Existing) {
+        Ok(project) => findings.extend(plan_findings(&project.plan())),
+        // A folder that does not parse is this check's finding; the database
+        // checks below still run.
+        Err(Error::Source(errors)) => findings.extend(
+            errors
+                .iter()
+                .map(|e| bad("files", e.to_string(), Fix::FixFile)),
+        ),
+        Err(e) => return Err(e),
+    }
     let opened = db::open(path, Access::Read, settings.busy_timeout)?
         .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
     let conn = &opened.conn;
-    let sqlite = |e| Error::from_sqlite(path, e);
-    let mut findings = Vec::new();
+    findings.push(drift(conn).map_err(|e| Error::from_sqlite(path, e))?);
+    findings.push(integrity(conn));
+    findings.push(foreign_keys(conn));
+    findings.extend(backups(settings));
+    Ok(VerifyReport {
+        database: path.clone(),
+        passed: findings.iter().all(|f| f.ok),
+        findings,
+    })
+}
 
-    match crate::source::discover(&settings.migrations) {
-        Err(Error::Source(errors)) => {
-            for e in errors {
-                findings.push(bad("files", e.to_string(), "rename or fix the file"));
-            }
-        }
-        Err(e) => return Err(e),
-        Ok(files) => {
-            findings.push(ok(
-                "files",
-                format!("{} migration files parse", files.len()),
-            ));
-            let rows = history::applied(conn).map_err(sqlite)?;
-            let plan = Plan::build(&files, &rows);
-            let problems = plan.problems(false);
-            if problems.is_empty() {
-                findings.push(ok(
-                    "checksums",
-                    format!(
-                        "{} applied migrations match their files",
-                        plan.count(crate::plan::State::Applied)
-                    ),
-                ));
-            }
-            for p in problems {
-                let fix = match p.state {
-                    crate::plan::State::Edited => format!(
-                        "restore the file from version control, or `backstop repair {}` to accept the edit",
-                        p.version
-                    ),
-                    crate::plan::State::Missing => "restore the file from version control".to_string(),
-                    _ => "apply it with `backstop up --allow-out-of-order`, or renumber it above the newest applied".to_string(),
-                };
-                findings.push(bad("checksums", p.to_string(), fix));
-            }
-            let pending = plan.count(crate::plan::State::Pending);
-            if pending > 0 {
-                // Pending migrations are expected before a deploy: information, not failure.
-                findings.push(ok(
-                    "pending",
-                    format!("{pending} migration(s) pending; `backstop up` applies them"),
-                ));
-            }
-        }
+/// Files parse; applied migrations match their files and come in order.
+fn plan_findings(plan: &Plan<'_>) -> Vec<Finding> {
+    let files = plan.entries.iter().filter(|e| e.file.is_some()).count();
+    let mut out = vec![ok("files", format!("{files} migration files parse"))];
+    let problems = plan.problems(false);
+    if problems.is_empty() {
+        out.push(ok(
+            "checksums",
+            format!(
+                "{} applied migrations match their files",
+                plan.count(State::Applied)
+            ),
+        ));
     }
-
-    match crate::status::drift(conn).map_err(sqlite)? {
-        None => findings.push(ok("drift", "no run recorded yet, nothing to compare")),
-        Some(d) if d.is_empty() => findings.push(ok("drift", "schema matches the last run")),
-        Some(d) => {
-            let mut parts = Vec::new();
-            if !d.appeared.is_empty() {
-                parts.push(format!("appeared: {}", d.appeared.join(", ")));
-            }
-            if !d.vanished.is_empty() {
-                parts.push(format!("vanished: {}", d.vanished.join(", ")));
-            }
-            if !d.changed.is_empty() {
-                parts.push(format!("changed: {}", d.changed.join(", ")));
-            }
-            findings.push(bad(
-                "drift",
-                format!("schema changed outside migrations ({})", parts.join("; ")),
-                "put the change in a migration (backstop new NAME), or undo it by hand",
-            ));
-        }
+    for p in problems {
+        let fix = match p.state {
+            State::Edited => Fix::RestoreOrRepair {
+                version: p.version.clone(),
+            },
+            State::Missing => Fix::RestoreFile,
+            _ => Fix::ApplyOutOfOrder,
+        };
+        out.push(bad("checksums", p.to_string(), fix));
     }
+    let pending = plan.count(State::Pending);
+    if pending > 0 {
+        // Pending migrations are expected before a deploy: information, not failure.
+        out.push(ok("pending", format!("{pending} migration(s) pending")));
+    }
+    out
+}
 
+fn drift(conn: &Connection) -> rusqlite::Result<Finding> {
+    Ok(match crate::status::drift(conn)? {
+        None => ok("drift", "no run recorded yet, nothing to compare"),
+        Some(d) if d.is_empty() => ok("drift", "schema matches the last run"),
+        Some(d) => bad(
+            "drift",
+            format!("schema changed outside migrations ({d})"),
+            Fix::MigrateDrift,
+        ),
+    })
+}
+
+fn integrity(conn: &Connection) -> Finding {
     // Some damage stops integrity_check itself ("malformed"): that is this
     // check's finding, not a reason to stop verifying.
-    let integrity: Vec<String> = conn
+    let rows: Vec<String> = conn
         .prepare("PRAGMA integrity_check")
         .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect())
         .unwrap_or_else(|e| vec![crate::apply::message(&e)]);
-    if integrity.len() == 1 && integrity[0] == "ok" {
-        findings.push(ok("integrity", "integrity_check ok"));
+    if rows.len() == 1 && rows[0] == "ok" {
+        ok("integrity", "integrity_check ok")
     } else {
-        findings.push(bad(
+        let sample: Vec<String> = rows.into_iter().take(5).collect();
+        bad(
             "integrity",
-            format!(
-                "integrity_check: {}",
-                integrity.into_iter().take(5).collect::<Vec<_>>().join("; ")
-            ),
-            "restore a good backup (`backstop restore`)",
-        ));
+            format!("integrity_check: {}", sample.join("; ")),
+            Fix::RestoreBackup,
+        )
     }
+}
 
+fn foreign_keys(conn: &Connection) -> Finding {
     let violations: rusqlite::Result<Vec<(String, Option<i64>, String)>> =
         conn.prepare("PRAGMA foreign_key_check").and_then(|mut s| {
             s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect()
         });
     match violations {
-        Err(e) => findings.push(bad(
+        Err(e) => bad(
             "foreign-keys",
             format!(
                 "foreign_key_check could not run: {}",
                 crate::apply::message(&e)
             ),
-            "restore a good backup (`backstop restore`)",
-        )),
-        Ok(v) if v.is_empty() => findings.push(ok("foreign-keys", "foreign_key_check ok")),
+            Fix::RestoreBackup,
+        ),
+        Ok(v) if v.is_empty() => ok("foreign-keys", "foreign_key_check ok"),
         Ok(v) => {
             let sample: Vec<String> = v
                 .iter()
                 .take(5)
-                .map(|(t, id, p)| {
-                    format!(
-                        "{t} rowid {} → missing {p}",
-                        id.map(|i| i.to_string()).unwrap_or("?".into())
-                    )
+                .map(|(t, id, p)| match id {
+                    Some(id) => format!("{t} rowid {id} → missing {p}"),
+                    None => format!("{t} → missing {p}"),
                 })
                 .collect();
-            findings.push(bad(
+            bad(
                 "foreign-keys",
                 format!(
                     "{} row(s) reference missing parents: {}",
                     v.len(),
                     sample.join(", ")
                 ),
-                "fix or delete those rows in a new migration",
-            ));
+                Fix::FixRows,
+            )
         }
     }
+}
 
-    let listed = backup::list(&settings.backups, path).unwrap_or_default();
-    if listed.is_empty() {
-        findings.push(ok("backups", "no backups yet"));
+/// Every backup of this database against the hash its manifest recorded.
+fn backups(settings: &Settings) -> Vec<Finding> {
+    let checked = backup::list_checked(&settings.backups, &settings.database).unwrap_or_default();
+    if checked.is_empty() {
+        return vec![ok("backups", "no backups yet")];
     }
-    for b in listed {
-        let name = b.path.display().to_string();
-        match &b.manifest {
-            None => findings.push(bad(
-                "backups",
-                format!("{name} has no readable manifest"),
-                "delete it, or take a new backup",
-            )),
-            Some(m) => match backup::hash_file(&b.path) {
-                Ok((sha, _)) if sha == m.sha256 => {
-                    findings.push(ok("backups", format!("{name} matches its manifest")))
-                }
-                Ok(_) => findings.push(bad(
+    checked
+        .into_iter()
+        .map(|(b, intact)| {
+            let name = b.path.display().to_string();
+            match intact {
+                backup::Intact::Yes => ok("backups", format!("{name} matches its manifest")),
+                backup::Intact::NoManifest => bad(
+                    "backups",
+                    format!("{name} has no readable manifest"),
+                    Fix::ReplaceBackup,
+                ),
+                backup::Intact::Damaged => bad(
                     "backups",
                     format!("{name} does not match its manifest hash: damaged"),
-                    "delete it and take a new backup (`backstop backup`)",
-                )),
-                Err(e) => findings.push(bad(
-                    "backups",
-                    format!("{name}: {e}"),
-                    "check the backups folder",
-                )),
-            },
-        }
-    }
-    let passed = findings.iter().all(|f| f.ok);
-    Ok(VerifyReport {
-        database: path.clone(),
-        passed,
-        findings,
-    })
+                    Fix::ReplaceBackup,
+                ),
+                backup::Intact::Unreadable(e) => {
+                    bad("backups", format!("{name}: {e}"), Fix::CheckBackups)
+                }
+            }
+        })
+        .collect()
 }

@@ -3,8 +3,7 @@
 //! check and the tracking change, in one transaction. `apply` decides what
 //! runs and in which order.
 
-use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,9 +11,9 @@ use std::time::{Duration, Instant};
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::Connection;
 
-use super::{sql, Cause, Violation};
+use super::foreign_keys::ForeignKeys;
+use super::Cause;
 use crate::db::Schema;
-use crate::error::{Error, Result};
 use crate::history::{self, Outcome};
 use crate::inspect::Action;
 use crate::migration::{Migration, Section, Version};
@@ -47,13 +46,11 @@ pub(crate) struct Failed {
 /// handler, foreign-key checks, tracking rows.
 pub(crate) struct Runner<'c> {
     conn: &'c Connection,
-    path: PathBuf,
     touched: Arc<Mutex<Touched>>,
     statement_started: Arc<AtomicU64>,
     clock: Instant,
     interrupt: Interrupt,
-    /// child → parents, built once per run and refreshed for touched tables.
-    fk_graph: Option<HashMap<String, Vec<String>>>,
+    foreign_keys: ForeignKeys,
     /// The tracking tables exist (committed) on this connection.
     tables_ready: std::cell::Cell<bool>,
 }
@@ -72,7 +69,6 @@ struct Touched {
 impl<'c> Runner<'c> {
     pub fn new(
         conn: &'c Connection,
-        path: PathBuf,
         interrupt: &Interrupt,
         ticker: Option<crate::observe::Ticker>,
     ) -> Runner<'c> {
@@ -133,26 +129,24 @@ impl<'c> Runner<'c> {
         );
         Runner {
             conn,
-            path,
             touched,
             statement_started,
             clock,
             interrupt: interrupt.clone(),
-            fk_graph: None,
+            foreign_keys: ForeignKeys::default(),
             tables_ready: std::cell::Cell::new(false),
         }
     }
 
-    pub fn foreign_keys(&self) -> Result<bool> {
+    pub fn conn(&self) -> &'c Connection {
         self.conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get::<_, i64>(0))
-            .map(|v| v != 0)
-            .map_err(|e| Error::from_sqlite(&self.path, e))
     }
 
-    /// Must be called outside a transaction: inside one SQLite silently ignores it.
-    pub fn set_foreign_keys(&self, on: bool) -> Result<()> {
-        sql(self.conn, &self.path, fk_pragma(on))
+    /// Stops watching for Ctrl-C and guarding statements: after an interrupt
+    /// the progress handler would stop the recording of the run too.
+    pub fn disarm(&self) {
+        self.guard(false);
+        self.conn.progress_handler(0, None::<fn() -> bool>);
     }
 
     /// Starts collecting touched tables for one migration; `guard` refuses
@@ -266,7 +260,7 @@ impl<'c> Runner<'c> {
             self.statement_started
                 .store(self.clock.elapsed().as_millis() as u64, Ordering::Relaxed);
             let t0 = Instant::now();
-            let result = st.run(self.conn);
+            let result = st.run();
             if let Err(e) = result {
                 return Err(self.failed(st.line, e));
             }
@@ -294,8 +288,14 @@ impl<'c> Runner<'c> {
         }
         let rows = self.conn.total_changes().saturating_sub(changes_before);
         if !section.options.foreign_keys {
+            let (touched, altered) = self
+                .touched
+                .lock()
+                .map(|t| (t.tables.clone(), t.altered))
+                .unwrap_or_default();
             let (violations, total) = self
-                .foreign_key_check()
+                .foreign_keys
+                .check(self.conn, &touched, altered)
                 .map_err(|e| sql_err(first_line, e))?;
             if total > 0 {
                 return Err(Failed {
@@ -313,7 +313,7 @@ impl<'c> Runner<'c> {
             Step::Up => self
                 .ensure_tables()
                 .and_then(|_| history::record(self.conn, m, duration, rows, run.id)),
-            Step::Down => history::unrecord(self.conn, m.version).map(|_| ()),
+            Step::Down => history::unrecord(self.conn, &m.version).map(|_| ()),
         };
         tracked.map_err(|e| sql_err(first_line, e))?;
         if transactional {
@@ -408,60 +408,6 @@ impl<'c> Runner<'c> {
             }
         }
     }
-
-    /// `PRAGMA foreign_key_check` on the tables the migration touched and on the
-    /// tables whose foreign keys point at them (deleting a parent orphans children).
-    fn foreign_key_check(&mut self) -> rusqlite::Result<(Vec<Violation>, usize)> {
-        let (touched, altered) = self
-            .touched
-            .lock()
-            .map(|t| (t.tables.clone(), t.altered))
-            .unwrap_or_default();
-        if touched.is_empty() {
-            return Ok((Vec::new(), 0));
-        }
-        // A rename rewrites other tables' references, so rebuild the whole map
-        // then; otherwise refresh only the touched tables (cheap per migration).
-        match &mut self.fk_graph {
-            Some(graph) if !altered => {
-                for t in &touched {
-                    graph.remove(t);
-                    let ps = parents_of(self.conn, t)?;
-                    if !ps.is_empty() {
-                        graph.insert(t.clone(), ps);
-                    }
-                }
-            }
-            _ => self.fk_graph = Some(parents_by_child(self.conn)?),
-        }
-        let mut check: BTreeSet<&String> = BTreeSet::new();
-        for (child, ps) in self.fk_graph.iter().flatten() {
-            if touched.contains(child) || ps.iter().any(|p| touched.contains(p)) {
-                check.insert(child);
-            }
-        }
-        let mut violations = Vec::new();
-        let mut total = 0;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check(?1)")?;
-        for table in check {
-            let rows = stmt.query_map([&table], |r| {
-                Ok(Violation {
-                    table: r.get(0)?,
-                    rowid: r.get(1)?,
-                    parent: r.get(2)?,
-                })
-            })?;
-            for v in rows {
-                total += 1;
-                if violations.len() < 10 {
-                    violations.push(v?);
-                }
-            }
-        }
-        Ok((violations, total))
-    }
 }
 
 impl Drop for Runner<'_> {
@@ -472,28 +418,7 @@ impl Drop for Runner<'_> {
     }
 }
 
-/// child table → the tables its foreign keys reference (lowercase). Tables
-/// without foreign keys are left out, so the check is cheap for most schemas.
-fn parents_by_child(conn: &Connection) -> rusqlite::Result<HashMap<String, Vec<String>>> {
-    let mut stmt = conn.prepare(
-        "SELECT lower(m.name), lower(f.\"table\") FROM sqlite_schema m, pragma_foreign_key_list(m.name) f
-         WHERE m.type = 'table'",
-    )?;
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-        let (child, parent) = row?;
-        out.entry(child).or_default().push(parent);
-    }
-    Ok(out)
-}
-
-fn parents_of(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT lower(\"table\") FROM pragma_foreign_key_list(?1)")?;
-    let rows = stmt.query_map([table], |r| r.get::<_, String>(0))?;
-    rows.collect()
-}
-
-fn fk_pragma(on: bool) -> &'static str {
+pub(super) fn fk_pragma(on: bool) -> &'static str {
     if on {
         "PRAGMA foreign_keys = ON"
     } else {

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{read_full, Problem};
+use super::copy::read_full;
+use super::Problem;
 
 /// The live database file, read through the file handle of a dedicated
 /// read-only SQLite connection instead of a descriptor of our own.
@@ -73,17 +74,13 @@ impl DbFile {
         (rc == rusqlite::ffi::SQLITE_OK && !p.is_null()).then_some(p as *const u8)
     }
 
-    /// Releases a chunk from `fetch`. The pages are also dropped from this
-    /// process's page tables (they stay in the OS page cache), so resident
-    /// memory does not grow with the database.
+    /// Releases a chunk from `fetch`, its pages dropped from this process's
+    /// page tables first (see `drop_pages`).
     fn unfetch(&mut self, p: *const u8, n: usize) {
-        // SAFETY: `p`/`n` came from `fetch` at this offset; MADV_DONTNEED on a
-        // read-only shared file mapping only unmaps pages, it cannot lose data.
+        drop_pages(p, n);
+        // SAFETY: `p`/`n` came from `fetch` at this offset, and the file's
+        // methods are valid while `_conn` is open.
         unsafe {
-            let page = 4096usize;
-            let start = (p as usize) & !(page - 1);
-            let len = (p as usize + n) - start;
-            libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
             let methods = &*(*self.file).pMethods;
             if let Some(x_unfetch) = methods.xUnfetch {
                 x_unfetch(
@@ -174,3 +171,22 @@ impl Read for DbFile {
         Ok(n)
     }
 }
+
+/// Drops the pages of a mapped chunk from this process's page tables (they
+/// stay in the OS page cache), so resident memory does not grow with the file.
+#[cfg(unix)]
+fn drop_pages(p: *const u8, n: usize) {
+    let page = rustix::param::page_size();
+    let start = (p as usize) & !(page - 1);
+    let len = (p as usize + n) - start;
+    // SAFETY: the range lies within SQLite's read-only shared mapping of the
+    // file (rounded down to its page); MADV_DONTNEED on such a mapping only
+    // unmaps pages, it cannot lose data.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
+    }
+}
+
+/// Elsewhere the mapping is left to the OS.
+#[cfg(not(unix))]
+fn drop_pages(_p: *const u8, _n: usize) {}

@@ -12,8 +12,10 @@ pub struct Manifest {
     pub created_at: String,
     pub reason: String,
     pub tool_version: String,
-    /// Newest migration applied in the database when the backup was taken.
-    pub newest_version: Option<u64>,
+    /// Newest migration applied in the database when the backup was taken, as
+    /// its file writes it (manifests before 0.2 wrote a number).
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub newest_version: Option<String>,
     pub size: u64,
     pub sha256: String,
     pub journal_mode: String,
@@ -21,6 +23,19 @@ pub struct Manifest {
     /// rollback-journal mode it changes with every commit, so `restore` can tell
     /// whether the database was written after the backup.
     pub change_counter: Option<u32>,
+}
+
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Written>::deserialize(d)?.map(|w| match w {
+        Written::Text(t) => t,
+        Written::Number(n) => n.to_string(),
+    }))
 }
 
 pub const TIMESTAMP: &str = "%Y%m%dT%H%M%S%3fZ";
@@ -62,18 +77,10 @@ pub fn parse_name(stem: &str, file: &str) -> Option<(DateTime<Utc>, String)> {
     Some((at, reason.to_owned()))
 }
 
-/// Turns a user's label into something safe inside a file name.
+/// Turns a user's label into a reason word for the file name (no dots: the
+/// name's parts are separated by them).
 pub fn slug(label: &str) -> String {
-    let mut s = String::new();
-    for c in label.chars() {
-        if c.is_ascii_alphanumeric() {
-            s.push(c.to_ascii_lowercase());
-        } else if !s.ends_with('-') {
-            s.push('-');
-        }
-    }
-    let s = s.trim_matches('-');
-    s.chars().take(40).collect()
+    crate::slug::slug(label, '-', 40)
 }
 
 #[cfg(test)]

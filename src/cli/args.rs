@@ -85,11 +85,17 @@ pub enum OnFailure {
 pub enum Command {
     /// Create a new migration file with up/down markers
     #[command(
-        after_help = "Examples:\n  backstop new add_users\n  backstop new \"add index on email\"   → migrations/<UTC timestamp>_add_index_on_email.sql"
+        after_help = "The new file is named the way the folder already names its migrations (0008_… after 0007_…, \
+            a date after dated names, a diesel folder, a Flyway V-file); an empty folder gets a UTC timestamp.\n\n\
+            Examples:\n  backstop new add_users\n  backstop new \"add index on email\"   → migrations/<next version>_add_index_on_email.sql\n  \
+            backstop new add_users --timestamp   → migrations/<UTC timestamp>_add_users.sql"
     )]
     New {
         /// What the migration does, e.g. add_users
         name: String,
+        /// Name it <UTC YYYYMMDDHHMMSS>_<name>.sql whatever the folder's other files use
+        #[arg(long)]
+        timestamp: bool,
     },
     /// Show the database and the state of every migration
     #[command(
@@ -115,7 +121,7 @@ pub enum Command {
         steps: Option<usize>,
         /// Undo every migration newer than VERSION
         #[arg(long, value_name = "VERSION")]
-        to: Option<u64>,
+        to: Option<String>,
         /// Skip the backup (not recommended)
         #[arg(long)]
         no_backup: bool,
@@ -156,7 +162,7 @@ pub enum Command {
         // The id must not be "version": with `propagate_version` clap's own
         // `--version` flag has that id, and the clash panics at parse time.
         #[arg(id = "migration_version", value_name = "VERSION")]
-        version: u64,
+        version: String,
         /// Skip the backup (not recommended)
         #[arg(long)]
         no_backup: bool,
@@ -169,7 +175,7 @@ pub enum Command {
         /// The newest migration the database already contains
         // Not id "version": see `Repair`.
         #[arg(id = "migration_version", value_name = "VERSION")]
-        version: u64,
+        version: String,
         /// Skip the backup (not recommended)
         #[arg(long)]
         no_backup: bool,
@@ -188,7 +194,7 @@ pub enum Command {
 pub struct UpArgs {
     /// Apply pending migrations up to and including VERSION
     #[arg(long, value_name = "VERSION")]
-    pub to: Option<u64>,
+    pub to: Option<String>,
     /// Rehearse on a temporary copy; the database and the backups folder stay untouched
     #[arg(long)]
     pub dry_run: bool,

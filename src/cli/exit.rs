@@ -13,10 +13,48 @@ pub mod code {
     pub const INTERRUPTED: i32 = 130;
 }
 
+/// How a command ended, when that is not simply its error.
+#[derive(Debug)]
+pub enum Exit {
+    /// Done as asked.
+    Ok,
+    /// `status --exit-code`, `verify --json`: something needs attention.
+    Attention,
+    /// `up --dry-run`: the rehearsal shows a migration would fail.
+    RehearsalFailed,
+    /// A failure already reported on stderr, with what was done about it.
+    Reported(Error),
+    /// Ctrl-C (or Esc) at a prompt.
+    Interrupted,
+}
+
+pub fn code(exit: &Exit) -> i32 {
+    match exit {
+        Exit::Ok => code::OK,
+        Exit::Attention => code::REFUSED,
+        Exit::RehearsalFailed => code::FAILED,
+        Exit::Reported(e) => code_of(e),
+        Exit::Interrupted => code::INTERRUPTED,
+    }
+}
+
+/// clap's own exits: 0 for `--help`/`--version`, 2 for usage errors.
+pub fn of_clap(e: &clap::Error) -> i32 {
+    if e.use_stderr() {
+        code::USAGE
+    } else {
+        code::OK
+    }
+}
+
 /// Exhaustive on purpose: a new variant must decide its exit code here.
 pub fn code_of(e: &Error) -> i32 {
     match e {
-        Error::Config { .. } | Error::Setting { .. } | Error::MigrationsDir { .. } => code::USAGE,
+        Error::Config { .. }
+        | Error::Setting { .. }
+        | Error::MigrationsDir { .. }
+        | Error::NewMigration { .. }
+        | Error::Output { .. } => code::USAGE,
         Error::Source(_)
         | Error::Blocked(_)
         | Error::Hostile { .. }
@@ -24,6 +62,7 @@ pub fn code_of(e: &Error) -> i32 {
         | Error::NeedsConfirmation { .. }
         | Error::NoDown { .. }
         | Error::UnknownVersion { .. }
+        | Error::AmbiguousVersion { .. }
         | Error::NotApplied { .. }
         | Error::Findings { .. } => code::REFUSED,
         Error::Migration(f) if f.interrupted() => code::INTERRUPTED,
@@ -36,9 +75,11 @@ pub fn code_of(e: &Error) -> i32 {
         | Error::ReadOnly { .. }
         | Error::Raced { .. }
         | Error::Database { .. } => code::UNAVAILABLE,
-        Error::Backup { .. } | Error::Restore { .. } => code::BACKUP,
+        Error::Backup { .. }
+        | Error::Restore { .. }
+        | Error::BackupsFolder { .. }
+        | Error::Scratch { .. } => code::BACKUP,
         Error::Interrupted => code::INTERRUPTED,
-        Error::Io { .. } => code::FAILED,
     }
 }
 
@@ -50,6 +91,8 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::MigrationsDir { .. } => {
             "create the folder (backstop new NAME does), or point --migrations / BACKSTOP_MIGRATIONS at it".into()
         }
+        Error::NewMigration { .. } => "check that the migrations folder is writable (--migrations)".into(),
+        Error::Output { .. } => return None,
         Error::Source(_) => "rename or fix the file(s): every .sql file in the migrations folder must be \
              <version>_<name>.sql (or .up.sql/.down.sql) with valid markers; nothing was changed"
             .into(),
@@ -64,6 +107,7 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::NeedsConfirmation { flag, .. } => format!("pass {flag} to go ahead without a prompt"),
         Error::NoDown { .. } => "add a `-- migrate:down` section to the file, or restore a backup instead (backstop restore)".into(),
         Error::UnknownVersion { .. } => "see `backstop status` for the versions".into(),
+        Error::AmbiguousVersion { .. } => "give the whole version, as `backstop status` lists it".into(),
         Error::NotApplied { .. } => "see `backstop status` for what is applied".into(),
         Error::Findings { .. } => "see the findings above, each with what to do".into(),
         Error::Migration(f) if f.interrupted() => "the interrupted migration was rolled back; run `backstop up` again when ready".into(),
@@ -88,24 +132,55 @@ pub fn hint(e: &Error) -> Option<String> {
              then retry; --no-backup skips the backup (not recommended)"
             .into(),
         Error::Restore { .. } => "the database was not changed; pick another backup (`backstop backups`)".into(),
+        Error::BackupsFolder { .. } => "check the backups folder (--backups / BACKSTOP_BACKUPS)".into(),
+        Error::Scratch { .. } => "nothing was changed; check the temporary folder (TMPDIR) and its free space".into(),
         Error::Interrupted => return None,
-        Error::Io { .. } => return None,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::{Cause, RunFailure};
     use crate::backup::Problem;
     use crate::migration::Version;
+    use std::io;
     use std::path::PathBuf;
 
     fn p() -> PathBuf {
         PathBuf::from("x.db")
     }
 
+    fn v() -> Version {
+        Version::number(1, "1")
+    }
+
+    fn io() -> io::Error {
+        io::Error::other("x")
+    }
+
+    fn sqlite() -> rusqlite::Error {
+        rusqlite::Error::InvalidQuery
+    }
+
+    fn failed(cause: Cause) -> Error {
+        Error::Migration(Box::new(RunFailure {
+            database: p(),
+            version: v(),
+            name: "a".into(),
+            path: p(),
+            line: 1,
+            cause,
+            applied: vec![],
+            backup: None,
+            others_wrote: false,
+            rolled_back: true,
+        }))
+    }
+
+    /// Every variant, with the SPEC exit code it must map to.
     #[test]
-    fn one_row_per_spec_exit_code() {
+    fn every_error_has_its_spec_exit_code() {
         let cases: Vec<(Error, i32)> = vec![
             (
                 Error::Config {
@@ -114,6 +189,30 @@ mod tests {
                 },
                 2,
             ),
+            (
+                Error::Setting {
+                    setting: "x",
+                    value: "y".into(),
+                    expected: "z",
+                },
+                2,
+            ),
+            (
+                Error::MigrationsDir {
+                    path: p(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                Error::NewMigration {
+                    path: p(),
+                    source: io(),
+                },
+                2,
+            ),
+            (Error::Output { source: io() }, 2),
+            (Error::Source(vec![]), 3),
             (Error::Blocked(vec![]), 3),
             (
                 Error::Hostile {
@@ -123,10 +222,39 @@ mod tests {
                 },
                 3,
             ),
+            (Error::Declined { what: "x".into() }, 3),
             (
                 Error::NeedsConfirmation {
                     what: "x".into(),
                     flag: "--yes",
+                },
+                3,
+            ),
+            (
+                Error::NoDown {
+                    version: v(),
+                    path: p(),
+                },
+                3,
+            ),
+            (
+                Error::UnknownVersion {
+                    version: "1".into(),
+                    folder: p(),
+                },
+                3,
+            ),
+            (
+                Error::AmbiguousVersion {
+                    version: "1".into(),
+                    candidates: vec![],
+                },
+                3,
+            ),
+            (
+                Error::NotApplied {
+                    version: v(),
+                    path: p(),
                 },
                 3,
             ),
@@ -138,15 +266,43 @@ mod tests {
                 3,
             ),
             (
-                Error::NoDown {
-                    version: Version(1),
-                    path: p(),
-                },
-                3,
+                failed(Cause::Sql {
+                    message: "x".into(),
+                }),
+                1,
+            ),
+            (failed(Cause::Interrupted), 130),
+            (
+                failed(Cause::Locked {
+                    message: "x".into(),
+                }),
+                4,
             ),
             (Error::Locked { path: p() }, 4),
-            (Error::Raced { path: p() }, 4),
             (Error::NotADatabase { path: p() }, 4),
+            (Error::NoDatabase { path: p() }, 4),
+            (
+                Error::NoFolder {
+                    path: p(),
+                    folder: p(),
+                },
+                4,
+            ),
+            (
+                Error::ReadOnly {
+                    path: p(),
+                    source: sqlite(),
+                },
+                4,
+            ),
+            (Error::Raced { path: p() }, 4),
+            (
+                Error::Database {
+                    path: p(),
+                    source: sqlite(),
+                },
+                4,
+            ),
             (
                 Error::Backup {
                     database: p(),
@@ -161,10 +317,33 @@ mod tests {
                 },
                 5,
             ),
+            (
+                Error::BackupsFolder {
+                    path: p(),
+                    source: io(),
+                },
+                5,
+            ),
+            (
+                Error::Scratch {
+                    path: p(),
+                    source: io(),
+                },
+                5,
+            ),
             (Error::Interrupted, 130),
         ];
         for (e, want) in cases {
             assert_eq!(code_of(&e), want, "{e:?}");
         }
+    }
+
+    #[test]
+    fn exits_that_are_not_errors() {
+        assert_eq!(code(&Exit::Ok), 0);
+        assert_eq!(code(&Exit::Attention), 3);
+        assert_eq!(code(&Exit::RehearsalFailed), 1);
+        assert_eq!(code(&Exit::Interrupted), 130);
+        assert_eq!(code(&Exit::Reported(Error::Locked { path: p() })), 4);
     }
 }

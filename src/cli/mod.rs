@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::observe::Interrupt;
 use crate::settings::{self, Overrides, Settings};
 use args::{Cli, ColorChoice, Command};
+use exit::Exit;
 
 /// How to talk to the user, decided once from flags and the terminal.
 #[derive(Debug, Clone)]
@@ -54,7 +55,7 @@ pub fn run() -> i32 {
         Err(e) if !e.use_stderr() => {
             // --help and --version: clap prints them to stdout (exit 0).
             let _ = e.print();
-            return e.exit_code();
+            return exit::of_clap(&e);
         }
         Err(e) => {
             // Usage errors keep clap's text and exit code 2, but its closing
@@ -73,7 +74,22 @@ pub fn run() -> i32 {
                 _ => text,
             };
             eprint!("{text}");
-            return e.exit_code();
+            // Scripts that asked for JSON get one document on usage errors too.
+            if std::env::args_os().any(|a| a == "--json") {
+                let first = text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                let _ = render::json(&serde_json::json!({
+                    "schema_version": render::SCHEMA_VERSION,
+                    "ok": false,
+                    "error": first,
+                    "hint": "see `backstop --help`",
+                    "exit_code": exit::of_clap(&e),
+                }));
+            }
+            return exit::of_clap(&e);
         }
     };
     let g = &cli.global;
@@ -99,7 +115,7 @@ pub fn run() -> i32 {
         let mut script = Vec::new();
         clap_complete::generate(*shell, &mut Cli::command(), "backstop", &mut script);
         render::out(&String::from_utf8_lossy(&script));
-        return exit::code::OK;
+        return exit::code(&exit::Exit::Ok);
     }
     let overrides = Overrides {
         database: g.database.clone(),
@@ -112,11 +128,12 @@ pub fn run() -> i32 {
     let result = settings::resolve(&overrides, &|k| std::env::var(k).ok())
         .and_then(|settings| dispatch(cli.command, &settings, &ui, &signals));
     match result {
-        Ok(code) => code,
+        Ok(done) => exit::code(&done),
         Err(e) => {
             if ui.json {
                 // Scripts asked for one JSON document: they get one on errors too.
                 let _ = render::json(&serde_json::json!({
+                    "schema_version": render::SCHEMA_VERSION,
                     "ok": false,
                     "error": e.to_string(),
                     "hint": exit::hint(&e),
@@ -133,16 +150,16 @@ fn dispatch(
     settings: &Settings,
     ui: &Ui,
     signals: &Signals,
-) -> Result<i32, Error> {
+) -> Result<Exit, Error> {
     match command {
-        Command::New { name } => cmd::new::run(settings, ui, &name),
+        Command::New { name, timestamp } => cmd::new::run(settings, ui, &name, timestamp),
         Command::Status { exit_code } => cmd::status::run(settings, ui, exit_code),
         Command::Up(args) => cmd::up::run(settings, ui, signals, &args),
         Command::Down {
             steps,
             to,
             no_backup,
-        } => cmd::down::run(settings, ui, signals, steps, to, no_backup),
+        } => cmd::down::run(settings, ui, signals, steps, to.as_deref(), no_backup),
         Command::Backup { label } => cmd::backup::run(settings, ui, signals, label.as_deref()),
         Command::Backups => cmd::backup::list(settings, ui),
         Command::Restore { backup, latest } => {
@@ -150,13 +167,13 @@ fn dispatch(
         }
         Command::Verify => cmd::verify::run(settings, ui),
         Command::Repair { version, no_backup } => {
-            cmd::repair::run(settings, ui, signals, version, no_backup)
+            cmd::repair::run(settings, ui, signals, &version, no_backup)
         }
         Command::Baseline { version, no_backup } => {
-            cmd::baseline::run(settings, ui, signals, version, no_backup)
+            cmd::baseline::run(settings, ui, signals, &version, no_backup)
         }
         Command::Log => cmd::log::run(settings, ui),
-        Command::Completions { .. } => Ok(exit::code::OK),
+        Command::Completions { .. } => Ok(Exit::Ok),
     }
 }
 
@@ -193,7 +210,7 @@ fn install_ctrlc(signals: &Signals) {
             // Second Ctrl-C at the restore prompt: leave without restoring.
             let _ = console::Term::stderr().show_cursor();
             eprintln!("\ninterrupted; nothing was restored");
-            std::process::exit(exit::code::INTERRUPTED);
+            std::process::exit(exit::code(&Exit::Interrupted));
         }
     });
 }

@@ -8,9 +8,9 @@ use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{prompt, Signals, Ui};
-use crate::backup::human;
 use crate::inspect::Destructive;
 use crate::observe::{Direction, Event, Observer, Ticker};
+use indicatif::HumanBytes;
 
 /// Bytes below which a backup or restore gets no bar: it is over in a blink.
 const BAR_BYTES: u64 = 16 << 20;
@@ -143,7 +143,7 @@ impl Observer for Progress<'_> {
                 self.line(format!(
                     "backup {} ({}, verified)",
                     backup.path.display(),
-                    human(backup.manifest.size)
+                    HumanBytes(backup.manifest.size)
                 ));
             }
             Event::BackupPruned { path } => {

@@ -269,7 +269,7 @@ fn up_takes_one_verified_private_backup_of_the_pre_run_state() {
     assert_eq!(all.len(), 2, "{}", s.listing());
     let second = all.iter().find(|p| **p != first[0]).unwrap();
     let m = manifest(second);
-    assert_eq!(m["newest_version"], 1);
+    assert_eq!(m["newest_version"], "1");
     assert_eq!(m["sha256"].as_str(), Some(file_hash(second).as_str()));
     assert_eq!(a_rows(second), Some(vec!["one".into(), "two".into()]));
     assert!(
@@ -401,14 +401,16 @@ fn label_slug_listing_newest_first_and_damage_shows_in_backups_json() {
     );
 
     let j = s.run(&["backups", "--json"]).code(0).json();
-    let list = j.as_array().expect("backups --json is an array");
+    let list = j["backups"]
+        .as_array()
+        .expect("backups --json lists backups");
     assert_eq!(list.len(), 2, "{j}");
     assert_eq!(list[0]["reason"], "before-deploy");
     assert_eq!(list[1]["reason"], "before-up");
     let p0 = s.path().join(list[0]["path"].as_str().unwrap());
     assert_eq!(name_of(&p0), name_of(&labelled[0]));
     assert!(list[0]["created_at"].is_string());
-    assert_eq!(list[0]["newest_version"], 1);
+    assert_eq!(list[0]["newest_version"], "1");
     assert!(list[1]["newest_version"].is_null());
     assert_eq!(
         list[0]["size"].as_u64(),
@@ -419,8 +421,8 @@ fn label_slug_listing_newest_first_and_damage_shows_in_backups_json() {
 
     flip_middle(&labelled[0]);
     let j = s.run(&["backups", "--json"]).code(0).json();
-    assert_eq!(j[0]["intact"], false, "{j}");
-    assert_eq!(j[1]["intact"], true, "{j}");
+    assert_eq!(j["backups"][0]["intact"], false, "{j}");
+    assert_eq!(j["backups"][1]["intact"], true, "{j}");
     s.run(&["backups"]).code(0).stdout_has("DAMAGED");
 }
 
@@ -722,7 +724,7 @@ fn damaged_copies_are_never_listed_chosen_by_latest_or_pruned() {
 
     // Not listed.
     let j = s.run(&["backups", "--json"]).code(0).json();
-    for b in j.as_array().unwrap() {
+    for b in j["backups"].as_array().unwrap() {
         assert!(!b["path"].as_str().unwrap().contains("damaged"), "{j}");
     }
     let text = s.run(&["backups"]).code(0).stdout.clone();
@@ -803,7 +805,8 @@ fn on_failure_restore_undoes_the_whole_run() {
     assert_pre_run_state(&s);
     let log = s.run(&["log", "--json"]).code(0).json();
     assert!(
-        log.as_array()
+        log["runs"]
+            .as_array()
             .unwrap()
             .iter()
             .any(|r| r["outcome"] == "restored"),
@@ -1119,7 +1122,7 @@ fn databases_with_the_same_file_name_never_share_backups() {
         .run(&["-d", "one/app.db", "backups", "--json"])
         .code(0)
         .json();
-    let reasons: Vec<&str> = j
+    let reasons: Vec<&str> = j["backups"]
         .as_array()
         .unwrap()
         .iter()

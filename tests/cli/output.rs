@@ -225,7 +225,7 @@ fn json_is_one_document_with_the_expected_keys() {
     assert_eq!(st["migrations"][1]["state"], "applied");
 
     let backups = s.run(&["backups", "--json"]).code(0).json();
-    let list = backups.as_array().expect("backups list");
+    let list = backups["backups"].as_array().expect("backups list");
     assert_eq!(list.len(), 1);
     has(
         &list[0],
@@ -270,7 +270,7 @@ fn json_is_one_document_with_the_expected_keys() {
         "up --json failure",
     );
     assert_eq!(j["failure"]["line"], 3);
-    assert_eq!(j["failure"]["version"], 3);
+    assert_eq!(j["failure"]["version"], "3");
     assert!(
         j["restore_command"]
             .as_str()
@@ -293,7 +293,7 @@ fn json_is_one_document_with_the_expected_keys() {
     assert_eq!(verify.json()["passed"], false);
 
     let log = s.run(&["log", "--json"]).code(0).json();
-    let runs = log.as_array().expect("runs list");
+    let runs = log["runs"].as_array().expect("runs list");
     assert!(runs.len() >= 2, "{log}");
     for r in runs {
         has(
@@ -503,8 +503,12 @@ fn sigint_during_a_slow_statement_without_a_terminal() {
         "the interrupted migration's table exists"
     );
     let log = s.run(&["log", "--json"]).code(0).json();
-    assert_eq!(log[0]["outcome"], "interrupted", "{log}");
-    assert_eq!(log[0]["migrations"], serde_json::json!(["1"]), "{log}");
+    assert_eq!(log["runs"][0]["outcome"], "interrupted", "{log}");
+    assert_eq!(
+        log["runs"][0]["migrations"],
+        serde_json::json!(["1"]),
+        "{log}"
+    );
     assert_eq!(s.run(&["status", "--json"]).json()["counts"]["pending"], 1);
 }
 

@@ -144,7 +144,7 @@ fn config_file_paths_are_relative_to_the_file() {
         .code(0)
         .json();
     assert_eq!(j["database"], "deploy/data/app.db");
-    assert_eq!(j["migrations"][0]["version"], 7);
+    assert_eq!(j["migrations"][0]["version"], "7");
     assert_eq!(j["migrations"][0]["file"], "deploy/sql/7_deploy.sql");
     s.run(&["up", "--config", "deploy/backstop.toml"]).code(0);
     let db = s.path().join("deploy/data/app.db");

@@ -145,7 +145,10 @@ fn states(s: &Sandbox) -> Vec<(u64, String)> {
         .iter()
         .map(|m| {
             (
-                m["version"].as_u64().expect("version"),
+                m["version"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .expect("version"),
                 m["state"].as_str().expect("state").to_owned(),
             )
         })
@@ -1453,8 +1456,8 @@ fn a_run_that_never_finished_is_logged_as_interrupted_with_what_it_committed() {
         )
         .unwrap();
     let doc = s.run(&["log", "--json"]).code(0).json();
-    assert_eq!(doc[0]["outcome"], "interrupted");
-    assert_eq!(doc[0]["migrations"], serde_json::json!(["1", "2"]));
+    assert_eq!(doc["runs"][0]["outcome"], "interrupted");
+    assert_eq!(doc["runs"][0]["migrations"], serde_json::json!(["1", "2"]));
     s.run(&["log"])
         .code(0)
         .stdout_has("interrupted (process ended)");

@@ -96,7 +96,7 @@ fn dry_run_reports_everything_and_leaves_database_and_backups_byte_identical() {
     assert!(j["failure"].is_null());
     let m = j["migrations"].as_array().expect("migrations");
     assert_eq!(m.len(), 2);
-    assert_eq!(m[0]["version"], 3);
+    assert_eq!(m[0]["version"], "3");
     assert!(m[0]["duration_ms"].is_u64());
     // 2 inserted into u, 1 updated, 3 copied, 1 deleted.
     assert_eq!(m[0]["rows_changed"], 7);
@@ -196,8 +196,11 @@ fn dry_run_finds_a_unique_index_over_duplicate_values() {
         .stdout_has("UNIQUE constraint failed");
     let j = s.run(&["up", "--dry-run", "--json"]).code(1).json();
     assert_eq!(j["ok"], false);
-    assert_eq!(j["migrations"][0]["version"], 2, "the one before succeeded");
-    assert_eq!(j["failure"]["version"], 3);
+    assert_eq!(
+        j["migrations"][0]["version"], "2",
+        "the one before succeeded"
+    );
+    assert_eq!(j["failure"]["version"], "3");
     assert_eq!(j["failure"]["line"], 3);
     assert!(j["failure"]["path"]
         .as_str()
@@ -705,7 +708,7 @@ fn repair_shows_the_diff_records_the_new_checksum_and_logs_both() {
     assert_eq!(s.applied(), vec![1, 2]);
 
     let log = s.run(&["log", "--json"]).code(0).json();
-    let run = log
+    let run = log["runs"]
         .as_array()
         .expect("runs")
         .iter()
@@ -835,7 +838,7 @@ fn log_lists_runs_newest_first_with_command_and_outcome() {
     out.stdout_has("no such table: nope");
 
     let j = s.run(&["log", "--json"]).code(0).json();
-    let runs = j.as_array().expect("a list");
+    let runs = j["runs"].as_array().expect("a list");
     assert_eq!(runs.len(), 3, "{j}");
     for r in runs {
         for field in ["id", "command", "outcome", "migrations", "backup", "error"] {

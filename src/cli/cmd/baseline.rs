@@ -1,31 +1,30 @@
-use crate::cli::{progress::Progress, prompt, render, Signals, Ui};
+use crate::cli::{exit::Exit, progress::Progress, prompt, render, Signals, Ui};
 use crate::error::Error;
-use crate::migration::Version;
 use crate::settings::Settings;
 
 pub fn run(
     settings: &Settings,
     ui: &Ui,
     signals: &Signals,
-    version: u64,
+    version: &str,
     no_backup: bool,
-) -> Result<i32, Error> {
-    let todo = crate::baseline::preview(settings, Version(version))?;
-    if todo.is_empty() {
+) -> Result<Exit, Error> {
+    let todo = crate::baseline::preview(settings, version)?;
+    if todo.migrations.is_empty() {
         if !ui.quiet {
             eprintln!("every migration up to {version} is already recorded; nothing to do");
         }
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     if !ui.json && !ui.quiet {
         eprintln!("these migrations will be recorded as applied, without running them:");
-        for m in &todo {
+        for m in &todo.migrations {
             eprintln!("  {} {}", m.version, m.name);
         }
     }
     let question = format!(
         "Record {} migration(s) as applied to {}?",
-        todo.len(),
+        todo.migrations.len(),
         settings.database.display()
     );
     if !prompt::confirm(ui, signals, &question, "baseline")? {
@@ -34,7 +33,7 @@ pub fn run(
         });
     }
     let mut progress = Progress::new(ui, signals);
-    let report = crate::baseline::run(settings, Version(version), no_backup, &mut progress)?;
+    let report = crate::baseline::run(settings, version, no_backup, &mut progress)?;
     progress.finish();
     drop(progress);
     if ui.json {
@@ -42,5 +41,5 @@ pub fn run(
     } else if !ui.quiet {
         eprintln!("recorded {} migration(s) as applied", report.recorded.len());
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }

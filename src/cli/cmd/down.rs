@@ -1,9 +1,8 @@
 use crate::cli::args::OnFailure;
 use crate::cli::progress::Progress;
-use crate::cli::{exit::code, render, Signals, Ui};
+use crate::cli::{exit::Exit, render, Signals, Ui};
 use crate::down::{self, DownOptions};
 use crate::error::Error;
-use crate::migration::Version;
 use crate::settings::Settings;
 
 pub fn run(
@@ -11,9 +10,9 @@ pub fn run(
     ui: &Ui,
     signals: &Signals,
     steps: Option<usize>,
-    to: Option<u64>,
+    to: Option<&str>,
     no_backup: bool,
-) -> Result<i32, Error> {
+) -> Result<Exit, Error> {
     if steps == Some(0) {
         return Err(Error::Setting {
             setting: "--steps",
@@ -23,7 +22,7 @@ pub fn run(
     }
     let opts = DownOptions {
         steps,
-        to: to.map(Version),
+        to: to.map(str::to_owned),
         no_backup,
     };
     let mut progress = Progress::new(ui, signals);
@@ -45,7 +44,7 @@ pub fn run(
                     render::out(&format!("{s}\n"));
                 }
             }
-            Ok(code::OK)
+            Ok(Exit::Ok)
         }
         Err(Error::Migration(f)) => Ok(super::up::after_failure(
             settings,

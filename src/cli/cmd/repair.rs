@@ -1,16 +1,16 @@
-use crate::cli::{progress::Progress, prompt, render, Signals, Ui};
+use crate::cli::{exit::Exit, progress::Progress, prompt, render, Signals, Ui};
 use crate::error::Error;
-use crate::migration::Version;
 use crate::settings::Settings;
 
 pub fn run(
     settings: &Settings,
     ui: &Ui,
     signals: &Signals,
-    version: u64,
+    arg: &str,
     no_backup: bool,
-) -> Result<i32, Error> {
-    let preview = crate::repair::preview(settings, Version(version))?;
+) -> Result<Exit, Error> {
+    let preview = crate::repair::preview(settings, arg)?;
+    let version = &preview.version;
     if !preview.needed {
         if !ui.quiet {
             eprintln!(
@@ -18,7 +18,7 @@ pub fn run(
                 preview.path.display()
             );
         }
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     if !ui.json && !ui.quiet {
         let diff = similar::TextDiff::from_lines(&preview.applied_text, &preview.file_text);
@@ -55,5 +55,5 @@ pub fn run(
             preview.new_checksum
         );
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }

@@ -1,8 +1,10 @@
 use std::path::PathBuf;
 
-use crate::backup::{self, human, Problem};
+use indicatif::HumanBytes;
+
+use crate::backup::{self, Problem};
 use crate::cli::prompt::{self, Answer};
-use crate::cli::{exit::code, progress::Progress, render, Signals, Ui};
+use crate::cli::{exit::Exit, progress::Progress, render, Signals, Ui};
 use crate::error::Error;
 use crate::restore::{self, Current};
 use crate::settings::Settings;
@@ -13,7 +15,7 @@ pub fn run(
     signals: &Signals,
     chosen: Option<PathBuf>,
     latest: bool,
-) -> Result<i32, Error> {
+) -> Result<Exit, Error> {
     let not_found = |path: PathBuf| Error::Restore {
         backup: path.clone(),
         problem: Problem::NotFound { path },
@@ -29,7 +31,10 @@ pub fn run(
             }
         }
         (None, true) => backup::list(&settings.backups, &settings.database)
-            .map_err(|e| Error::io(&settings.backups, e))?
+            .map_err(|source| Error::BackupsFolder {
+                path: settings.backups.clone(),
+                source,
+            })?
             .into_iter()
             .next()
             .map(|b| b.path)
@@ -42,12 +47,12 @@ pub fn run(
         }
         (None, false) => match pick(settings, signals)? {
             Some(p) => p,
-            None => return Ok(code::INTERRUPTED),
+            None => return Ok(Exit::Interrupted),
         },
     };
     let preview = restore::preview(settings, &path)?;
     let when = &preview.manifest.created_at;
-    let version = |v: Option<u64>| {
+    let version = |v: Option<String>| {
         v.map(|v| format!("version {v}"))
             .unwrap_or_else(|| "no migrations applied".into())
     };
@@ -57,7 +62,11 @@ pub fn run(
             newest_version,
             size,
         } => {
-            format!("{}, {}", version(newest_version.map(|v| v.0)), human(*size))
+            format!(
+                "{}, {}",
+                version(newest_version.as_ref().map(ToString::to_string)),
+                HumanBytes(*size)
+            )
         }
         Current::Damaged { detail } => format!("damaged: {detail}"),
     };
@@ -66,7 +75,7 @@ pub fn run(
         eprintln!(
             "backup    {} (taken {when}, {})",
             path.display(),
-            version(preview.manifest.newest_version)
+            version(preview.manifest.newest_version.clone())
         );
         if preview.changed_since == Some(true) {
             eprintln!("warning: the database was written after this backup was taken; restoring undoes those writes");
@@ -107,12 +116,16 @@ pub fn run(
             eprintln!("the damaged file is kept as {}", d.display());
         }
     }
-    Ok(code::OK)
+    Ok(Exit::Ok)
 }
 
 fn pick(settings: &Settings, signals: &Signals) -> Result<Option<PathBuf>, Error> {
-    let listed = backup::list(&settings.backups, &settings.database)
-        .map_err(|e| Error::io(&settings.backups, e))?;
+    let listed = backup::list(&settings.backups, &settings.database).map_err(|source| {
+        Error::BackupsFolder {
+            path: settings.backups.clone(),
+            source,
+        }
+    })?;
     if listed.is_empty() {
         let folder = settings.backups.clone();
         return Err(Error::Restore {
@@ -128,10 +141,10 @@ fn pick(settings: &Settings, signals: &Signals) -> Result<Option<PathBuf>, Error
                 "{}  {:<16} {:<22} {}",
                 b.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
                 b.reason,
-                m.and_then(|m| m.newest_version)
+                m.and_then(|m| m.newest_version.as_ref())
                     .map(|v| format!("version {v}"))
                     .unwrap_or_else(|| "-".into()),
-                m.map(|m| human(m.size))
+                m.map(|m| HumanBytes(m.size).to_string())
                     .unwrap_or_else(|| "no manifest".into())
             )
         })

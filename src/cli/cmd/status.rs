@@ -1,16 +1,16 @@
 use console::style;
 
-use crate::backup::human;
-use crate::cli::{exit::code, render, Ui};
+use crate::cli::{exit::Exit, render, Ui};
 use crate::error::Error;
 use crate::settings::Settings;
+use indicatif::HumanBytes;
 
-pub fn run(settings: &Settings, ui: &Ui, exit_code: bool) -> Result<i32, Error> {
+pub fn run(settings: &Settings, ui: &Ui, exit_code: bool) -> Result<Exit, Error> {
     let status = crate::status::read(settings)?;
     let code = if exit_code && status.counts.needs_attention() {
-        code::REFUSED
+        Exit::Attention
     } else {
-        code::OK
+        Exit::Ok
     };
     if ui.json {
         render::json(&status)?;
@@ -24,7 +24,7 @@ pub fn run(settings: &Settings, ui: &Ui, exit_code: bool) -> Result<i32, Error> 
         Some(f) => s.push_str(&format!(
             "database  {} ({}, journal {})\n",
             status.database.display(),
-            human(f.size),
+            HumanBytes(f.size),
             f.journal_mode
         )),
         None => s.push_str(&format!(
@@ -94,7 +94,20 @@ pub fn run(settings: &Settings, ui: &Ui, exit_code: bool) -> Result<i32, Error> 
         }
         s.push_str(&format!("\n{}\n", parts.join(", ")));
         if c.edited + c.missing + c.out_of_order > 0 {
-            s.push_str("`backstop up` will refuse to run until these are resolved (see `backstop up --help`)\n");
+            s.push_str(
+                "`backstop up` refuses to run until these are resolved: restore edited or missing \
+                 files from version control, `backstop repair VERSION` to accept an intentional \
+                 edit, or `backstop up --allow-out-of-order` for older pending files\n",
+            );
+        }
+    }
+    if ui.verbose && !status.ignored.is_empty() {
+        s.push_str(&format!(
+            "\nnot migrations, left alone in {}:\n",
+            settings.migrations.display()
+        ));
+        for p in &status.ignored {
+            s.push_str(&format!("  {}\n", p.display()));
         }
     }
     render::out(&s);

@@ -1,15 +1,17 @@
 use console::style;
 
-use crate::cli::{exit::code, render, Ui};
+use crate::cli::{exit::Exit, render, Ui};
 use crate::error::Error;
 use crate::settings::Settings;
 
-pub fn run(settings: &Settings, ui: &Ui) -> Result<i32, Error> {
+pub fn run(settings: &Settings, ui: &Ui) -> Result<Exit, Error> {
     let r = crate::verify::run(settings)?;
     let failed = r.findings.iter().filter(|f| !f.ok).count();
     if ui.json {
-        render::json(&r)?;
-    } else if !(ui.quiet && r.passed) {
+        render::json(&render::verify_json(&r))?;
+        return Ok(if r.passed { Exit::Ok } else { Exit::Attention });
+    }
+    if !(ui.quiet && r.passed) {
         let mut s = String::new();
         for f in &r.findings {
             let mark = if f.ok {
@@ -19,7 +21,7 @@ pub fn run(settings: &Settings, ui: &Ui) -> Result<i32, Error> {
             };
             s.push_str(&format!("{mark}  {:<13} {}\n", f.check, f.message));
             if let Some(fix) = &f.fix {
-                s.push_str(&format!("      {:<13} → {fix}\n", ""));
+                s.push_str(&format!("      {:<13} → {}\n", "", render::fix(fix)));
             }
         }
         s.push_str(&if r.passed {
@@ -30,9 +32,7 @@ pub fn run(settings: &Settings, ui: &Ui) -> Result<i32, Error> {
         render::out(&s);
     }
     if r.passed {
-        Ok(code::OK)
-    } else if ui.json {
-        Ok(code::REFUSED)
+        Ok(Exit::Ok)
     } else {
         Err(Error::Findings {
             count: failed,

@@ -202,9 +202,9 @@ fn discover_never_panics_on_hostile_folders() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_folder(dir.path(), &files);
         match backstop::source::discover(dir.path()) {
-            Ok(migrations) => {
+            Ok(source) => {
                 accepted.set(accepted.get() + 1);
-                let versions: Vec<u64> = migrations.iter().map(|m| m.version.0).collect();
+                let versions: Vec<_> = source.migrations.iter().map(|m| &m.version).collect();
                 prop_assert!(
                     versions.windows(2).all(|w| w[0] < w[1]),
                     "versions not strictly increasing: {versions:?}"

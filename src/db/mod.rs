@@ -1,14 +1,16 @@
 //! Opening the database (busy timeout, lock and "not a database" detection,
-//! never creating it by accident) and the schema fingerprint used for drift.
+//! never creating it by accident) and the facts `status` shows. The schema
+//! fingerprint used for drift is `schema`'s.
 
-use std::collections::BTreeMap;
+mod schema;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
-use sha2::{Digest, Sha256};
 
-use crate::checksum::hex;
+pub use schema::{Drift, Schema};
+
 use crate::error::{Error, Result};
 
 /// How `open` may treat a database that does not exist yet.
@@ -150,107 +152,32 @@ pub fn folder_of(path: &Path) -> PathBuf {
 /// read-only folder fails at the first write. Finding that out before the backup
 /// and the first migration gives a clear exit 4 instead of a failed migration.
 pub fn check_writable(path: &Path) -> Result<()> {
-    let writable = |p: &Path| {
-        use std::os::unix::ffi::OsStrExt;
-        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
-            return false;
-        };
-        // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
-    };
     let folder = folder_of(path);
-    if (path.exists() && !writable(path)) || !writable(&folder) {
-        return Err(Error::ReadOnly {
-            path: path.to_path_buf(),
-            source: rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
-                Some(format!("{} is not writable", folder.display())),
-            ),
-        });
-    }
-    Ok(())
+    let blocked = if path.exists() && !writable(path) {
+        path
+    } else if !writable(&folder) {
+        &folder
+    } else {
+        return Ok(());
+    };
+    Err(Error::ReadOnly {
+        path: path.to_path_buf(),
+        source: rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            Some(format!("{} is not writable", blocked.display())),
+        ),
+    })
 }
 
-/// The user's schema: `sqlite_schema` without SQLite's and backstop's own objects,
-/// keyed by "type name", SQL with whitespace runs collapsed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Schema {
-    pub objects: BTreeMap<String, String>,
+/// Whether this process may write `p` (its effective ids, as the kernel decides).
+#[cfg(unix)]
+fn writable(p: &Path) -> bool {
+    rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok()
 }
 
-impl Schema {
-    pub fn read(conn: &Connection) -> rusqlite::Result<Schema> {
-        let mut stmt = conn.prepare(
-            "SELECT type, name, coalesce(sql, '') FROM sqlite_schema
-             WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-               AND name NOT LIKE '\\_backstop\\_%' ESCAPE '\\'",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let kind: String = r.get(0)?;
-            let name: String = r.get(1)?;
-            let sql: String = r.get(2)?;
-            Ok((format!("{kind} {name}"), normalize_sql(&sql)))
-        })?;
-        Ok(Schema {
-            objects: rows.collect::<rusqlite::Result<_>>()?,
-        })
-    }
-
-    /// SHA-256 of the normalized schema, as lowercase hex.
-    pub fn hash(&self) -> String {
-        let mut h = Sha256::new();
-        for (k, v) in &self.objects {
-            h.update(k.as_bytes());
-            h.update([0]);
-            h.update(v.as_bytes());
-            h.update([0]);
-        }
-        hex(&h.finalize())
-    }
-
-    /// What changed from `self` (earlier) to `now`.
-    pub fn drift(&self, now: &Schema) -> Drift {
-        let mut d = Drift::default();
-        for (k, v) in &now.objects {
-            match self.objects.get(k) {
-                None => d.appeared.push(k.clone()),
-                Some(old) if old != v => d.changed.push(k.clone()),
-                _ => {}
-            }
-        }
-        for k in self.objects.keys() {
-            if !now.objects.contains_key(k) {
-                d.vanished.push(k.clone());
-            }
-        }
-        d
-    }
-}
-
-/// Objects that appeared, vanished or changed outside migrations.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Drift {
-    pub appeared: Vec<String>,
-    pub vanished: Vec<String>,
-    pub changed: Vec<String>,
-}
-
-impl Drift {
-    pub fn is_empty(&self) -> bool {
-        self.appeared.is_empty() && self.vanished.is_empty() && self.changed.is_empty()
-    }
-}
-
-/// Collapses whitespace runs to one space, so reformatting is not drift.
-fn normalize_sql(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    for word in sql.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    out
+#[cfg(not(unix))]
+fn writable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| !m.permissions().readonly())
 }
 
 /// Facts shown by `status`.
@@ -269,26 +196,4 @@ pub fn facts(conn: &Connection, path: &Path) -> rusqlite::Result<Facts> {
         page_size: conn.query_row("PRAGMA page_size", [], |r| r.get(0))?,
         page_count: conn.query_row("PRAGMA page_count", [], |r| r.get(0))?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schema_hash_ignores_whitespace_and_own_tables() {
-        let a = Connection::open_in_memory().unwrap();
-        a.execute_batch("CREATE TABLE t(x  INT);\nCREATE TABLE _backstop_migrations(v);")
-            .unwrap();
-        let b = Connection::open_in_memory().unwrap();
-        b.execute_batch("CREATE TABLE t(x INT);").unwrap();
-        assert_eq!(
-            Schema::read(&a).unwrap().hash(),
-            Schema::read(&b).unwrap().hash()
-        );
-        b.execute_batch("CREATE INDEX i ON t(x);").unwrap();
-        let (sa, sb) = (Schema::read(&a).unwrap(), Schema::read(&b).unwrap());
-        assert_ne!(sa.hash(), sb.hash());
-        assert_eq!(sa.drift(&sb).appeared, vec!["index i".to_string()]);
-    }
 }

@@ -1,0 +1,298 @@
+//! The shared core of `up` and `down`: look at the steps, lock, back up, then
+//! run each section in its own transaction with its tracking change. Split by
+//! what each part decides: `confirm` (before any lock), `lock_and_back_up`
+//! (SPEC `up`: no unnoticed writer between the backup and the first
+//! migration), `run_steps` (the loop) and `fail` (what a failure reports).
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::runner::{fk_pragma, RunRecord, Runner, Step};
+use super::{Applied, RunFailure};
+use crate::backup::{self, BackupInfo};
+use crate::db::{self, Access, Schema};
+use crate::error::{Error, Result};
+use crate::history::{self, Outcome};
+use crate::inspect;
+use crate::migration::{Migration, Section, Version};
+use crate::observe::{Direction, Event, Interrupt, Observer};
+use crate::settings::Settings;
+use crate::source::Layout;
+
+/// What `execute` runs and how it is recorded.
+pub(crate) struct Job<'a> {
+    pub command: &'a str,
+    pub step: Step,
+    pub no_backup: bool,
+    /// The tracking rows the plan was made from: checked again under the lock.
+    pub planned_on: &'a [history::AppliedRow],
+    pub layout: Layout,
+    /// Create the database file if it does not exist (`up` only).
+    pub create: bool,
+}
+
+pub(crate) struct Executed {
+    pub created: bool,
+    pub applied: Vec<Applied>,
+    pub backup: Option<BackupInfo>,
+    pub destructive: Vec<inspect::Destructive>,
+}
+
+/// What holds from the backup on: taken under the write lock.
+struct Locked {
+    data_version: i64,
+    schema_before: Schema,
+    backup: Option<BackupInfo>,
+}
+
+pub(crate) fn execute(
+    settings: &Settings,
+    job: &Job<'_>,
+    existing: Option<db::Opened>,
+    steps: &[(&Migration, &Section)],
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<Executed> {
+    let path = &settings.database;
+    let destructive = confirm(path, existing, steps, obs, interrupt)?;
+    let access = if job.create {
+        Access::Create
+    } else {
+        Access::Write
+    };
+    let opened = db::open(path, access, settings.busy_timeout)?
+        .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
+    db::check_writable(path)?;
+    if opened.created {
+        obs.event(Event::DatabaseCreated { path });
+    }
+    let conn = opened.conn;
+    interrupt.watch(&conn);
+    let session = Session::new(&conn, path)?;
+    let mut runner = Runner::new(&conn, interrupt, obs.ticker());
+    let locked = lock_and_back_up(settings, job, &session, steps[0].1, obs)?;
+    let mut done = Executed {
+        created: opened.created,
+        applied: Vec::new(),
+        backup: locked.backup.clone(),
+        destructive,
+    };
+    run_steps(path, job, &mut runner, &locked, steps, &mut done, obs)?;
+    Ok(done)
+}
+
+/// Before any lock: what the steps drop or delete, confirmed by the observer
+/// (the user, on a terminal). Refused or transaction-hostile steps stop here.
+fn confirm(
+    path: &Path,
+    existing: Option<db::Opened>,
+    steps: &[(&Migration, &Section)],
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<Vec<inspect::Destructive>> {
+    let findings = inspect::inspect(existing.as_ref().map(|o| &o.conn), steps)?;
+    drop(existing);
+    if !findings.destructive.is_empty() {
+        obs.event(Event::Destructive {
+            items: &findings.destructive,
+        });
+        if !obs.confirm_destructive(&findings.destructive) {
+            return Err(Error::Declined {
+                what: format!(
+                    "running migrations that drop or delete data in {}",
+                    path.display()
+                ),
+            });
+        }
+    }
+    if interrupt.is_set() {
+        return Err(Error::Interrupted);
+    }
+    obs.event(Event::PlanReady {
+        pending: steps.len(),
+    });
+    Ok(findings.destructive)
+}
+
+/// The connection's foreign-key setting and transaction, put right on every
+/// way out (SPEC "pitfalls": the previous setting is restored on every exit
+/// path), including a `?` in the middle of a run.
+struct Session<'c> {
+    conn: &'c Connection,
+    path: &'c Path,
+    fk_before: bool,
+}
+
+impl<'c> Session<'c> {
+    fn new(conn: &'c Connection, path: &'c Path) -> Result<Session<'c>> {
+        let fk_before = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| Error::from_sqlite(path, e))?
+            != 0;
+        Ok(Session {
+            conn,
+            path,
+            fk_before,
+        })
+    }
+
+    fn sql(&self, s: &str) -> Result<()> {
+        self.conn
+            .execute_batch(s)
+            .map_err(|e| Error::from_sqlite(self.path, e))
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        // Outside a transaction, where SQLite honours it.
+        let _ = self.conn.execute_batch(fk_pragma(self.fk_before));
+    }
+}
+
+/// Holds the write lock from before the backup until the first section commits,
+/// so nobody can write in between unnoticed (SPEC `up`). The backup is read
+/// through a second connection, which this lock does not block.
+fn lock_and_back_up(
+    settings: &Settings,
+    job: &Job<'_>,
+    session: &Session<'_>,
+    first: &Section,
+    obs: &mut dyn Observer,
+) -> Result<Locked> {
+    let conn = session.conn;
+    let path = session.path;
+    // Enforcement is decided before BEGIN: inside a transaction SQLite ignores it.
+    session.sql(fk_pragma(first.options.foreign_keys))?;
+    session.sql("BEGIN IMMEDIATE")?;
+    // Another run may have applied migrations since the plan was made (two
+    // `backstop up` at once): never run a stale plan.
+    let now = history::applied(conn, job.layout).map_err(|e| Error::from_sqlite(path, e))?;
+    if now != job.planned_on {
+        return Err(Error::Raced {
+            path: path.to_path_buf(),
+        });
+    }
+    let newest_applied = now.iter().map(|r| &r.version).max();
+    let data_version = data_version(conn).map_err(|e| Error::from_sqlite(path, e))?;
+    let schema_before = Schema::read(conn).map_err(|e| Error::from_sqlite(path, e))?;
+    let reason = format!("before-{}", job.command);
+    let backup = if job.no_backup {
+        None
+    } else {
+        let request = backup::Request::new(settings, &reason, newest_applied);
+        Some(backup::take(&request, obs)?)
+    };
+    Ok(Locked {
+        data_version,
+        schema_before,
+        backup,
+    })
+}
+
+fn run_steps(
+    path: &Path,
+    job: &Job<'_>,
+    runner: &mut Runner<'_>,
+    locked: &Locked,
+    steps: &[(&Migration, &Section)],
+    done: &mut Executed,
+    obs: &mut dyn Observer,
+) -> Result<()> {
+    let run_started = history::now();
+    let backup_name = locked
+        .backup
+        .as_ref()
+        .map(|b| b.path.to_string_lossy().into_owned());
+    let mut run = RunRecord {
+        id: None,
+        command: job.command,
+        started_at: &run_started,
+        backup: backup_name.as_deref(),
+        schema_before: locked.schema_before.hash(),
+    };
+    let direction = match job.step {
+        Step::Up => Direction::Up,
+        Step::Down => Direction::Down,
+    };
+    for (index, &(m, section)) in steps.iter().enumerate() {
+        obs.event(Event::MigrationStarted {
+            index,
+            total: steps.len(),
+            migration: m,
+            direction,
+        });
+        match runner.apply(m, section, index == 0, &mut run, obs, job.step) {
+            Ok((duration, rows)) => {
+                obs.event(Event::MigrationCommitted {
+                    migration: m,
+                    duration,
+                    rows,
+                });
+                done.applied.push(Applied {
+                    version: m.version.clone(),
+                    name: m.name.clone(),
+                    duration_ms: duration.as_millis() as u64,
+                    duration_us: duration.as_micros() as u64,
+                    rows_changed: rows,
+                });
+            }
+            Err(failed) => {
+                let failure = RunFailure {
+                    database: path.to_path_buf(),
+                    version: m.version.clone(),
+                    name: m.name.clone(),
+                    path: section.path.clone(),
+                    line: failed.line,
+                    cause: failed.cause,
+                    applied: done.applied.clone(),
+                    backup: locked.backup.clone(),
+                    others_wrote: data_version(runner.conn())
+                        .map(|v| v != locked.data_version)
+                        .unwrap_or(true),
+                    rolled_back: section.options.transaction,
+                };
+                return Err(fail(runner, &mut run, failure, m, obs));
+            }
+        }
+    }
+    let versions: Vec<Version> = done.applied.iter().map(|a| a.version.clone()).collect();
+    runner
+        .finish_run(&mut run, Outcome::Ok, &versions, None)
+        .map_err(|e| Error::from_sqlite(path, e))
+}
+
+/// Reports the failure and records the run; the migration's own error wins
+/// over a failure to record it.
+fn fail(
+    runner: &mut Runner<'_>,
+    run: &mut RunRecord<'_>,
+    failure: RunFailure,
+    m: &Migration,
+    obs: &mut dyn Observer,
+) -> Error {
+    let message = failure.to_string();
+    obs.event(Event::MigrationFailed {
+        migration: m,
+        line: failure.line,
+        message: &message,
+    });
+    let outcome = if failure.interrupted() {
+        Outcome::Interrupted
+    } else {
+        Outcome::Failed
+    };
+    // After Ctrl-C the progress handler would stop the recording itself.
+    runner.disarm();
+    let versions: Vec<Version> = failure.applied.iter().map(|a| a.version.clone()).collect();
+    let _ = runner.finish_run(run, outcome, &versions, Some(&message));
+    Error::Migration(Box::new(failure))
+}
+
+pub(crate) fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+}

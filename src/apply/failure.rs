@@ -1,0 +1,130 @@
+//! A failed run as data (STYLE "Failure is data"): what failed and where, what
+//! committed before it, and the pre-run backup the CLI may offer to restore.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::Applied;
+use crate::backup::BackupInfo;
+use crate::migration::Version;
+
+/// Why a migration stopped.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Cause {
+    Sql {
+        message: String,
+    },
+    /// The migration left rows whose parent is missing (enforcement is off while
+    /// migrations run, so SQLite did not stop it).
+    ForeignKeys {
+        violations: Vec<Violation>,
+        total: usize,
+    },
+    Interrupted,
+    /// Another connection held a lock past the busy timeout (a reader's open
+    /// transaction blocks COMMIT): nothing is wrong with the migration, and the
+    /// database is unavailable (SPEC `up` step 1: exit 4).
+    Locked {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Violation {
+    pub table: String,
+    pub rowid: Option<i64>,
+    pub parent: String,
+}
+
+/// A failed run, as data: what failed and where, what committed before it, and
+/// the pre-run backup the CLI may offer to restore.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunFailure {
+    pub database: PathBuf,
+    pub version: Version,
+    pub name: String,
+    pub path: PathBuf,
+    pub line: usize,
+    pub cause: Cause,
+    pub applied: Vec<Applied>,
+    pub backup: Option<BackupInfo>,
+    /// Another connection committed after the backup was taken: restoring the
+    /// backup would undo those writes too.
+    pub others_wrote: bool,
+    /// The failed section ran in a transaction, so none of its changes stayed.
+    /// False for `transaction:false`: its statements before the failure stay
+    /// applied (untracked), and only the backup undoes them.
+    pub rolled_back: bool,
+}
+
+impl RunFailure {
+    pub fn interrupted(&self) -> bool {
+        matches!(self.cause, Cause::Interrupted)
+    }
+
+    pub fn locked(&self) -> bool {
+        matches!(self.cause, Cause::Locked { .. })
+    }
+
+    /// What became of the failed migration's own changes.
+    fn fate(&self) -> &'static str {
+        if self.rolled_back {
+            "rolled back"
+        } else {
+            "NOT rolled back: it runs outside a transaction (transaction:false), so its \
+             statements before this point stay applied; restore the backup to undo them"
+        }
+    }
+}
+
+impl fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = format!("{}:{}", self.path.display(), self.line);
+        match &self.cause {
+            Cause::Sql { message } => {
+                write!(f, "{at}: migration {} failed: {message}", self.version)?;
+                if !self.rolled_back {
+                    write!(f, "\n  {}", self.fate())?;
+                }
+                Ok(())
+            }
+            Cause::Interrupted => write!(
+                f,
+                "{at}: migration {} interrupted; {}",
+                self.version,
+                self.fate()
+            ),
+            Cause::Locked { message } => write!(
+                f,
+                "{at}: migration {} stopped: {} is locked by another connection ({message}); {}",
+                self.version,
+                self.database.display(),
+                self.fate()
+            ),
+            Cause::ForeignKeys { violations, total } => {
+                write!(
+                    f,
+                    "{}: migration {} left {total} row(s) whose parent is missing; {}",
+                    self.path.display(),
+                    self.version,
+                    self.fate()
+                )?;
+                for v in violations {
+                    match v.rowid {
+                        Some(id) => {
+                            write!(f, "\n  {} rowid {} → missing {}", v.table, id, v.parent)?
+                        }
+                        None => write!(f, "\n  {} → missing {}", v.table, v.parent)?,
+                    }
+                }
+                write!(
+                    f,
+                    "\n  (foreign keys are not enforced while migrations run, so ON DELETE CASCADE \
+                     does not fire; delete or fix the child rows in the migration, or mark it \
+                     `-- migrate:up foreign_keys:on`)"
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Giving a verified copy its final name (SPEC "Backups": a file under a final
+//! name is always a complete, verified backup). Temporary files are created
+//! exclusively under random names (never through a file or symlink someone
+//! planted), and final names are taken without ever replacing a file.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use tempfile::NamedTempFile;
+
+use super::manifest::{self, Manifest};
+use super::Problem;
+
+/// A new owner-only temporary file in `folder` for `name`. The name carries
+/// the process id, so a later command can tell whose it is.
+pub(crate) fn temporary(folder: &Path, name: &str) -> io::Result<NamedTempFile> {
+    let prefix = format!(".{name}.{}.", std::process::id());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Backups hold the user's data: readable by their owner only.
+        builder.permissions(fs::Permissions::from_mode(0o600));
+    }
+    builder.tempfile_in(folder)
+}
+
+/// Writes the manifest, then gives the verified copy its final name without
+/// ever replacing an existing file. The folder is synced so both names
+/// survive a crash before the caller says "verified".
+pub(super) fn publish(
+    folder: &Path,
+    stem: &str,
+    mut at: DateTime<Utc>,
+    reason: &str,
+    mut tmp: NamedTempFile,
+    manifest: &Manifest,
+) -> Result<PathBuf, Problem> {
+    for _ in 0..100 {
+        let path = folder.join(manifest::file_name(stem, at, reason));
+        let mpath = manifest::path_for(&path);
+        let mut m = manifest.clone();
+        m.created_at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let bytes = serde_json::to_vec_pretty(&m).map_err(|e| Problem::Manifest {
+            path: mpath.clone(),
+            detail: e.to_string(),
+        })?;
+        match write_new(folder, &mpath, &bytes) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                at += chrono::Duration::milliseconds(1);
+                continue;
+            }
+            Err(source) => {
+                return Err(Problem::Io {
+                    path: mpath,
+                    source,
+                })
+            }
+        }
+        match tmp.persist_noclobber(&path) {
+            Ok(_) => {
+                sync_dir(folder);
+                return Ok(path);
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&mpath);
+                if e.error.kind() != io::ErrorKind::AlreadyExists {
+                    return Err(Problem::Io {
+                        path,
+                        source: e.error,
+                    });
+                }
+                tmp = e.file;
+                at += chrono::Duration::milliseconds(1);
+            }
+        }
+    }
+    Err(Problem::Io {
+        path: tmp.path().to_path_buf(),
+        source: io::Error::new(io::ErrorKind::AlreadyExists, "no free backup name"),
+    })
+}
+
+/// Writes `bytes` to `path`, which must not exist yet: through an exclusive
+/// temporary file, fsynced, then linked to its name.
+pub(crate) fn write_new(folder: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = temporary(folder, &name)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map(drop).map_err(|e| e.error)
+}
+
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

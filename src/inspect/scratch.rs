@@ -1,0 +1,147 @@
+//! The scratch database: an in-memory copy of the real schema without rows,
+//! on which pending sections are followed statement by statement. Only schema
+//! changes are replayed there (bounded), so a huge data migration costs nothing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::hooks::{AuthContext, Authorization};
+use rusqlite::Connection;
+
+use super::action::{is_vacuum, Action};
+use crate::error::{Error, Result};
+use crate::migration::Section;
+use crate::script::Script;
+
+/// The copy, with an authorizer that logs what each statement asks for.
+pub(super) struct Scratch {
+    pub conn: Connection,
+    log: Arc<Mutex<Vec<Action>>>,
+}
+
+impl Scratch {
+    /// A copy of `real`'s schema (an empty one for a new database); the flag
+    /// is false when some object could not be recreated there.
+    pub fn new(real: Option<&Connection>) -> Result<(Scratch, bool)> {
+        let conn = Connection::open_in_memory().map_err(|e| Error::from_sqlite(":memory:", e))?;
+        let complete = match real {
+            Some(real) => seed(real, &conn).unwrap_or(false),
+            None => true,
+        };
+        let log: Arc<Mutex<Vec<Action>>> = Arc::default();
+        let sink = log.clone();
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            if let Ok(mut l) = sink.lock() {
+                l.push(Action::from(&ctx).unwrap_or(Action::Other));
+            }
+            Authorization::Allow
+        }));
+        Ok((Scratch { conn, log }, complete))
+    }
+
+    /// Runs each section the way the real run will: the bundled SQLite enables
+    /// foreign keys by default, and with them on, a DELETE of a parent would
+    /// show its children's cascade as deleted rows.
+    pub fn foreign_keys(&self, on: bool) {
+        let _ = self.conn.execute_batch(if on {
+            "PRAGMA foreign_keys = ON"
+        } else {
+            "PRAGMA foreign_keys = OFF"
+        });
+    }
+
+    /// Runs `section` statement by statement on the scratch database, calling `each`
+    /// with what the authorizer saw, the hostile keyword if any, and the line.
+    /// Returns false if a statement could not be followed. One that cannot be
+    /// prepared ends the walk (its end is unknown); one that only fails when run
+    /// on the copy (it has no rows, so `NOT NULL`, `max()` and the like can differ)
+    /// does not, so a hostile statement after it is still refused before anything runs.
+    pub fn walk(
+        &self,
+        section: &Section,
+        mut each: impl FnMut(&[Action], Option<String>, usize) -> Result<()>,
+    ) -> Result<bool> {
+        let scratch = &self.conn;
+        let log = &self.log;
+        let mut script = Script::new(section);
+        let mut followed = true;
+        loop {
+            clear(log);
+            let mut st = match script.next(scratch) {
+                Ok(Some(st)) => st,
+                Ok(None) => return Ok(followed),
+                Err(_) => return Ok(false),
+            };
+            let actions = take(log);
+            let mut hostile = actions.iter().find_map(Action::hostile);
+            // VACUUM asks the authorizer nothing; statements that ask nothing are
+            // rare, so only they pay for a look at the bytecode.
+            if hostile.is_none() && actions.is_empty() && is_vacuum(scratch, st.sql) {
+                hostile = Some("VACUUM".to_owned());
+            }
+            each(&actions, hostile.clone(), st.line)?;
+            // Only statements that change the schema are replayed on the copy: rows
+            // do not matter here, a huge data migration must not fill memory, and a
+            // slow query must not run twice out of Ctrl-C's reach (issue 4).
+            // Statements that act on the transaction or on files are never replayed
+            // (ATTACH would touch a real file). A statement that fails only on the
+            // empty copy does not stop the scan of the statements after it.
+            let schema_change = actions.iter().any(Action::changes_schema);
+            if hostile.is_none() && schema_change && !replay(scratch, &mut st) {
+                followed = false;
+            }
+        }
+    }
+}
+
+fn clear(log: &Arc<Mutex<Vec<Action>>>) {
+    if let Ok(mut l) = log.lock() {
+        l.clear();
+    }
+}
+
+fn take(log: &Arc<Mutex<Vec<Action>>>) -> Vec<Action> {
+    log.lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default()
+}
+
+/// VM steps after which a replayed statement is stopped. Schema changes on a
+/// copy without rows take a few thousand; more means the statement computes
+/// (say, an INSERT fed by a recursive CTE), which only the real run should do.
+const REPLAY_STEPS: u64 = 5_000_000;
+
+/// Runs `sql` on the copy within `REPLAY_STEPS`; false if it failed or was
+/// stopped (the section then counts as not followed).
+fn replay(scratch: &Connection, st: &mut crate::script::Statement<'_, '_>) -> bool {
+    let steps = AtomicU64::new(0);
+    scratch.progress_handler(
+        1_000,
+        Some(move || steps.fetch_add(1_000, Ordering::Relaxed) >= REPLAY_STEPS),
+    );
+    let ok = st.run().is_ok();
+    scratch.progress_handler(0, None::<fn() -> bool>);
+    ok
+}
+
+/// Copies the real schema (no rows) into the scratch database. Returns false if
+/// some object could not be recreated there.
+fn seed(real: &Connection, scratch: &Connection) -> rusqlite::Result<bool> {
+    let mut stmt = real.prepare(
+        "SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL
+           AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
+    )?;
+    let sqls: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut ok = true;
+    for sql in sqls {
+        if let Err(e) = scratch.execute_batch(&sql) {
+            // Shadow tables of virtual tables are created by the table itself.
+            if !e.to_string().contains("already exists") {
+                ok = false;
+            }
+        }
+    }
+    Ok(ok)
+}

@@ -1,0 +1,209 @@
+//! Lists the migrations folder and sorts its entries into migrations, refusals
+//! and what is not a migration at all (a README, `atlas.sum`, `meta/`). What
+//! looks like a migration but cannot be run is refused here, naming what
+//! backstop would need (issue "No surprises").
+
+use std::path::{Path, PathBuf};
+
+use super::layout::{self, Layout, Named, Role};
+use super::{FileError, FileErrorKind};
+use crate::error::{Error, Result};
+
+/// A migration's file (or diesel folder) with what its name says.
+#[derive(Debug, Clone)]
+pub(super) struct Entry {
+    /// The file holding the section; `up.sql` for a diesel folder.
+    pub path: PathBuf,
+    pub named: Named,
+    pub shape: Shape,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum Shape {
+    File,
+    DieselDir {
+        down: Option<PathBuf>,
+        metadata: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Scanned {
+    pub entries: Vec<Entry>,
+    pub ignored: Vec<PathBuf>,
+    pub errors: Vec<FileError>,
+}
+
+/// What an entry's extension says about how it would run.
+#[derive(Debug, PartialEq, Eq)]
+enum Body {
+    Sql,
+    Python,
+    Executable,
+    Other(String),
+}
+
+pub(super) fn scan(dir: &Path) -> Result<Scanned> {
+    let listing = std::fs::read_dir(dir).map_err(|source| Error::MigrationsDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut out = Scanned::default();
+    for entry in listing {
+        let entry = entry.map_err(|source| Error::MigrationsDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = entry.path();
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            let lossy = name.to_string_lossy();
+            if lossy.to_ascii_lowercase().ends_with(".sql") || layout::looks_like_migration(&lossy)
+            {
+                out.errors.push(error(&path, FileErrorKind::NameNotUtf8));
+            } else {
+                out.ignored.push(path);
+            }
+            continue;
+        };
+        // Hidden files (.gitkeep, editor swap files) are never migrations.
+        if name.starts_with('.') {
+            continue;
+        }
+        let found = if is_dir {
+            diesel_dir(&path, name)
+        } else {
+            file(&path, name, executable(&entry))
+        };
+        match found {
+            None => out.ignored.push(path),
+            Some(Ok(e)) => out.entries.push(e),
+            Some(Err(e)) => out.errors.push(e),
+        }
+    }
+    out.ignored.sort();
+    Ok(out)
+}
+
+/// The one layout of the folder; a folder that mixes two is refused, naming
+/// one file of each.
+pub(super) fn layout_of(entries: &[Entry]) -> std::result::Result<Layout, FileError> {
+    let mut sorted: Vec<&Entry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let Some(first) = sorted.first() else {
+        return Ok(Layout::default());
+    };
+    match sorted.iter().find(|e| e.named.layout != first.named.layout) {
+        None => Ok(first.named.layout),
+        Some(other) => Err(error(
+            &other.path,
+            FileErrorKind::MixedLayouts {
+                this: other.named.layout,
+                other: first.path.clone(),
+                that: first.named.layout,
+            },
+        )),
+    }
+}
+
+fn error(path: &Path, kind: FileErrorKind) -> FileError {
+    FileError {
+        path: path.to_path_buf(),
+        line: None,
+        kind,
+    }
+}
+
+fn diesel_dir(path: &Path, name: &str) -> Option<std::result::Result<Entry, FileError>> {
+    let named = match layout::parse_diesel_dir(name)? {
+        Ok(n) => n,
+        Err(kind) => return Some(Err(error(path, kind))),
+    };
+    let up = path.join("up.sql");
+    if !up.is_file() {
+        return Some(Err(error(path, FileErrorKind::NoUpSql)));
+    }
+    let down = Some(path.join("down.sql")).filter(|p| p.is_file());
+    let metadata = Some(path.join("metadata.toml")).filter(|p| p.is_file());
+    Some(Ok(Entry {
+        path: up,
+        named,
+        shape: Shape::DieselDir { down, metadata },
+    }))
+}
+
+pub(super) fn file(
+    path: &Path,
+    name: &str,
+    executable: bool,
+) -> Option<std::result::Result<Entry, FileError>> {
+    let (stem, role, body) = split_extension(name, executable);
+    if !layout::looks_like_migration(stem) {
+        // Every .sql file must be a migration: a typo is not skipped.
+        return (body == Body::Sql).then(|| Err(error(path, FileErrorKind::BadName)));
+    }
+    let named = match layout::parse_stem(stem, role) {
+        Ok(n) => n,
+        Err(kind) => return Some(Err(error(path, kind))),
+    };
+    let refused = match body {
+        Body::Sql => None,
+        Body::Python => Some(FileErrorKind::Unsupported("Python (.py) migrations")),
+        Body::Executable => Some(FileErrorKind::Unsupported("executable migrations")),
+        Body::Other(ext) => Some(FileErrorKind::NotRunnable { ext }),
+    };
+    if let Some(kind) = refused {
+        return Some(Err(error(path, kind)));
+    }
+    Some(Ok(Entry {
+        path: path.to_path_buf(),
+        named,
+        shape: Shape::File,
+    }))
+}
+
+/// The stem, the section the name says it holds, and how it would run.
+/// Extensions compare without regard to case: `1_a.SQL` is a migration too.
+fn split_extension(name: &str, executable: bool) -> (&str, Role, Body) {
+    let strip = |suffix: &str| {
+        let cut = name.len().checked_sub(suffix.len())?;
+        (name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(suffix))
+            .then(|| &name[..cut])
+    };
+    if let Some(s) = strip(".up.sql") {
+        return (s, Role::Up, Body::Sql);
+    }
+    if let Some(s) = strip(".down.sql") {
+        return (s, Role::Down, Body::Sql);
+    }
+    if let Some(s) = strip(".sql") {
+        return (s, Role::Single, Body::Sql);
+    }
+    if let Some(s) = strip(".py") {
+        return (s, Role::Single, Body::Python);
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s, e),
+        _ => (name, ""),
+    };
+    if executable {
+        (stem, Role::Single, Body::Executable)
+    } else {
+        (stem, Role::Single, Body::Other(ext.to_owned()))
+    }
+}
+
+#[cfg(unix)]
+fn executable(entry: &std::fs::DirEntry) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    entry
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Elsewhere there is no executable bit: such files are refused by extension.
+#[cfg(not(unix))]
+fn executable(_entry: &std::fs::DirEntry) -> bool {
+    false
+}
