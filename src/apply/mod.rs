@@ -18,6 +18,7 @@ mod execute;
 mod failure;
 mod foreign_keys;
 mod runner;
+mod watch;
 
 pub use failure::{Cause, RunFailure, Violation};
 

@@ -1,21 +1,18 @@
 //! Runs one section (up or down) of a migration on one connection: its
-//! statements, the authorizer guard, the progress handler, the foreign-key
-//! check and the tracking change, in one transaction. `apply` decides what
-//! runs and in which order.
+//! statements, the foreign-key check and the tracking change, in one
+//! transaction. `watch` guards and times the statements; `execute` decides
+//! what runs and in which order.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::hooks::{AuthContext, Authorization};
 use rusqlite::Connection;
 
 use super::foreign_keys::ForeignKeys;
+use super::watch::Watch;
 use super::Cause;
 use crate::db::Schema;
 use crate::history::{self, Outcome};
-use crate::inspect::Action;
 use crate::migration::{Migration, Section, Version};
 use crate::observe::{Event, Interrupt, Observer};
 use crate::script::Script;
@@ -46,24 +43,11 @@ pub(crate) struct Failed {
 /// handler, foreign-key checks, tracking rows.
 pub(crate) struct Runner<'c> {
     conn: &'c Connection,
-    touched: Arc<Mutex<Touched>>,
-    statement_started: Arc<AtomicU64>,
-    clock: Instant,
+    watch: Watch,
     interrupt: Interrupt,
     foreign_keys: ForeignKeys,
     /// The tracking tables exist (committed) on this connection.
     tables_ready: std::cell::Cell<bool>,
-}
-
-#[derive(Default)]
-struct Touched {
-    tables: BTreeSet<String>,
-    /// Set while a transactional migration runs: transaction control and
-    /// ATTACH are refused at prepare time, so nothing can commit early.
-    guard: bool,
-    hostile: Option<String>,
-    /// An ALTER TABLE ran (renames change other tables' foreign keys).
-    altered: bool,
 }
 
 impl<'c> Runner<'c> {
@@ -72,66 +56,9 @@ impl<'c> Runner<'c> {
         interrupt: &Interrupt,
         ticker: Option<crate::observe::Ticker>,
     ) -> Runner<'c> {
-        let touched: Arc<Mutex<Touched>> = Arc::default();
-        let sink = touched.clone();
-        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-            let Ok(mut t) = sink.lock() else {
-                return Authorization::Allow;
-            };
-            if t.guard {
-                if let Some(k) = Action::from(&ctx).and_then(|a| a.hostile()) {
-                    t.hostile = Some(k);
-                    return Authorization::Deny;
-                }
-            }
-            let table = match ctx.action {
-                AuthAction::Insert { table_name }
-                | AuthAction::Delete { table_name }
-                | AuthAction::CreateTable { table_name }
-                | AuthAction::DropTable { table_name }
-                | AuthAction::AlterTable { table_name, .. } => Some(table_name),
-                AuthAction::Update { table_name, .. } => Some(table_name),
-                _ => None,
-            };
-            if matches!(ctx.action, AuthAction::AlterTable { .. }) {
-                t.altered = true;
-            }
-            if let Some(name) = table {
-                if !history::is_internal(name) {
-                    t.tables.insert(name.to_lowercase());
-                }
-            }
-            Authorization::Allow
-        }));
-        let clock = Instant::now();
-        let statement_started = Arc::new(AtomicU64::new(0));
-        let started = statement_started.clone();
-        let stop = interrupt.flag();
-        let last_tick = AtomicU64::new(0);
-        // SQLite calls this every few thousand VM steps: the place to notice
-        // Ctrl-C inside a long statement and to report elapsed time truthfully.
-        conn.progress_handler(
-            10_000,
-            Some(move || {
-                if stop() {
-                    return true;
-                }
-                if let Some(tick) = &ticker {
-                    let now = clock.elapsed().as_millis() as u64;
-                    if now.saturating_sub(last_tick.load(Ordering::Relaxed)) >= 100 {
-                        last_tick.store(now, Ordering::Relaxed);
-                        let since = now.saturating_sub(started.load(Ordering::Relaxed));
-                        tick(Duration::from_millis(since));
-                    }
-                }
-                false
-            }),
-        );
         Runner {
             conn,
-            touched,
-            statement_started,
-            clock,
+            watch: Watch::install(conn, interrupt, ticker),
             interrupt: interrupt.clone(),
             foreign_keys: ForeignKeys::default(),
             tables_ready: std::cell::Cell::new(false),
@@ -145,25 +72,8 @@ impl<'c> Runner<'c> {
     /// Stops watching for Ctrl-C and guarding statements: after an interrupt
     /// the progress handler would stop the recording of the run too.
     pub fn disarm(&self) {
-        self.guard(false);
+        self.watch.guard(false);
         self.conn.progress_handler(0, None::<fn() -> bool>);
-    }
-
-    /// Starts collecting touched tables for one migration; `guard` refuses
-    /// transaction control while it runs.
-    fn track(&self, guard: bool) {
-        if let Ok(mut t) = self.touched.lock() {
-            t.guard = guard;
-            t.hostile = None;
-            t.altered = false;
-            t.tables.clear();
-        }
-    }
-
-    fn guard(&self, on: bool) {
-        if let Ok(mut t) = self.touched.lock() {
-            t.guard = on;
-        }
     }
 
     fn interrupted(&self) -> bool {
@@ -205,7 +115,7 @@ impl<'c> Runner<'c> {
         match result {
             Ok(v) => Ok(v),
             Err(failed) => {
-                self.guard(false);
+                self.watch.guard(false);
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
@@ -237,7 +147,7 @@ impl<'c> Runner<'c> {
         if transactional {
             self.ensure_run(run).map_err(|e| sql_err(first_line, e))?;
         }
-        self.track(transactional);
+        self.watch.track(transactional);
         let changes_before = self.conn.total_changes();
         let mut script = Script::new(section);
         loop {
@@ -257,8 +167,7 @@ impl<'c> Runner<'c> {
                 line: st.line,
                 sql: st.sql,
             });
-            self.statement_started
-                .store(self.clock.elapsed().as_millis() as u64, Ordering::Relaxed);
+            self.watch.statement_started();
             let t0 = Instant::now();
             let result = st.run();
             if let Err(e) = result {
@@ -270,7 +179,7 @@ impl<'c> Runner<'c> {
                 duration: t0.elapsed(),
             });
         }
-        self.guard(false);
+        self.watch.guard(false);
         // A `transaction:false` section manages its own BEGIN/COMMIT. One left
         // open would swallow the tracking row and the run record, and end in
         // "cannot start a transaction within a transaction" (exit 4) with the
@@ -288,11 +197,7 @@ impl<'c> Runner<'c> {
         }
         let rows = self.conn.total_changes().saturating_sub(changes_before);
         if !section.options.foreign_keys {
-            let (touched, altered) = self
-                .touched
-                .lock()
-                .map(|t| (t.tables.clone(), t.altered))
-                .unwrap_or_default();
+            let (touched, altered) = self.watch.touched();
             let (violations, total) = self
                 .foreign_keys
                 .check(self.conn, &touched, altered)
@@ -332,7 +237,7 @@ impl<'c> Runner<'c> {
     }
 
     fn failed(&self, line: usize, e: rusqlite::Error) -> Failed {
-        let hostile = self.touched.lock().ok().and_then(|mut t| t.hostile.take());
+        let hostile = self.watch.take_hostile();
         if let Some(keyword) = hostile {
             return Failed {
                 line,
@@ -383,7 +288,7 @@ impl<'c> Runner<'c> {
         versions: &[Version],
         error: Option<&str>,
     ) -> rusqlite::Result<()> {
-        self.guard(false);
+        self.watch.guard(false);
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let result = (|| {
             self.ensure_run(run)?;

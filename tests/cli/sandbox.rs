@@ -101,6 +101,30 @@ impl Sandbox {
         }
     }
 
+    /// Runs `args` expecting a refusal with exit `code`: the database is
+    /// byte-identical (or still absent) and the backups folder unchanged.
+    #[track_caller]
+    pub fn refuses(&self, args: &[&str], code: i32) -> Output {
+        let db = file_hash(&self.db());
+        let backups = self.backup_files();
+        let out = self.run(args);
+        out.code(code);
+        assert_eq!(
+            file_hash(&self.db()),
+            db,
+            "`{}` changed the database\n{}",
+            out.command,
+            out.stderr
+        );
+        assert_eq!(
+            self.backup_files(),
+            backups,
+            "`{}` changed the backups folder",
+            out.command
+        );
+        out
+    }
+
     /// A connection to the sandbox's database (created if missing).
     pub fn conn(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db()).expect("open db")
@@ -242,6 +266,24 @@ impl Output {
                 self.command, self.stdout
             )
         })
+    }
+}
+
+/// Polls `ready` while `child` still runs (60 s at most): the moment a fault
+/// test acts on, without sleeping a guessed time.
+#[track_caller]
+pub fn wait_for(child: &mut std::process::Child, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() {
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "the command ended before {what}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what} within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

@@ -338,17 +338,11 @@ fn sigkill_inside_a_spilling_migration_leaves_a_hot_journal_that_backstop_recove
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn");
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         // New pages go straight to the file once the page cache spills, while
         // the journal holds the transaction open.
-        while !(journal.exists() && size(&s.db()) > initial + 1024 * 1024) {
-            assert!(
-                child.try_wait().expect("try_wait").is_none(),
-                "up finished before the slow migration spilled"
-            );
-            assert!(std::time::Instant::now() < deadline, "no spill seen");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        crate::sandbox::wait_for(&mut child, "the slow migration spilled", || {
+            journal.exists() && size(&s.db()) > initial + 1024 * 1024
+        });
         // SAFETY: kill(2) on our own child, not yet reaped.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         child.wait().expect("wait");

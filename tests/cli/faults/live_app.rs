@@ -240,15 +240,7 @@ fn no_other_writer_gets_in_between_the_backup_and_the_first_migration() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn");
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while s.backups().is_empty() {
-            assert!(
-                child.try_wait().expect("try_wait").is_none(),
-                "up ended early"
-            );
-            assert!(std::time::Instant::now() < deadline, "no backup appeared");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        crate::sandbox::wait_for(&mut child, "a backup appeared", || !s.backups().is_empty());
         let conn = s.conn();
         conn.busy_timeout(Duration::ZERO).expect("no wait");
         let got_in = conn.execute_batch(
