@@ -40,6 +40,19 @@ pub enum Error {
         keyword: String,
     },
 
+    #[error("{path}:{line}: {}", match dot_command {
+        Some(c) => format!("`{c}` is a sqlite3 shell command, not SQL (SQLite: {message})"),
+        None => message.clone(),
+    })]
+    Preflight {
+        path: PathBuf,
+        line: usize,
+        /// SQLite's own message.
+        message: String,
+        /// The sqlite3-shell command on that line, if it is one.
+        dot_command: Option<String>,
+    },
+
     #[error("{what}: declined, nothing was changed")]
     Declined { what: String },
 

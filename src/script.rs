@@ -83,7 +83,6 @@ fn last_error(conn: &Connection, rc: c_int) -> rusqlite::Error {
 #[derive(Debug)]
 pub struct PrepareError {
     /// Byte offset of the failing statement's first token.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub offset: usize,
     pub line: usize,
     pub error: rusqlite::Error,

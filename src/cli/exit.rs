@@ -58,6 +58,7 @@ pub fn code_of(e: &Error) -> i32 {
         Error::Source(_)
         | Error::Blocked(_)
         | Error::Hostile { .. }
+        | Error::Preflight { .. }
         | Error::Declined { .. }
         | Error::NeedsConfirmation { .. }
         | Error::NoDown { .. }
@@ -102,6 +103,23 @@ pub fn hint(e: &Error) -> Option<String> {
             .into(),
         Error::Hostile { .. } => "nothing was changed. Mark the section `-- migrate:up transaction:false` \
              (goose: `-- +goose NO TRANSACTION`) to run it outside a transaction; it is then protected by the backup only"
+            .into(),
+        Error::Preflight { dot_command: Some(_), .. } => "nothing was changed. backstop runs SQL \
+             only: remove the line (backstop sets its own busy timeout, --busy-timeout-ms, and \
+             wraps each migration in its own transaction)"
+            .into(),
+        Error::Preflight { message, .. } if message.contains("no such function") => "nothing was \
+             changed. If the function comes from a loadable extension, load it with \
+             --load-extension PATH (or `extensions` in backstop.toml); a function an application \
+             registers on its own connection does not exist for migrations"
+            .into(),
+        Error::Preflight { message, .. } if message.contains("already exists") => "nothing was \
+             changed. If the database already holds what these migrations create (it was built \
+             another way, or by another tool), record them without running them: \
+             `backstop baseline VERSION` or `backstop adopt`"
+            .into(),
+        Error::Preflight { .. } => "nothing was changed: SQLite checked the statement against \
+             the schema the earlier migrations produce; fix it and run again"
             .into(),
         Error::Declined { .. } => return None,
         Error::NeedsConfirmation { flag, .. } => format!("pass {flag} to go ahead without a prompt"),
@@ -223,6 +241,15 @@ mod tests {
                 3,
             ),
             (Error::Declined { what: "x".into() }, 3),
+            (
+                Error::Preflight {
+                    path: p(),
+                    line: 1,
+                    message: "x".into(),
+                    dot_command: None,
+                },
+                3,
+            ),
             (
                 Error::NeedsConfirmation {
                     what: "x".into(),

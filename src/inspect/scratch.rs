@@ -2,6 +2,7 @@
 //! on which pending sections are followed statement by statement. Only schema
 //! changes are replayed there (bounded), so a huge data migration costs nothing.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -11,12 +12,18 @@ use rusqlite::Connection;
 use super::action::{is_vacuum, Action};
 use crate::error::{Error, Result};
 use crate::migration::Section;
-use crate::script::Script;
+use crate::script::{PrepareError, Script};
 
 /// The copy, with an authorizer that logs what each statement asks for.
 pub(super) struct Scratch {
     pub conn: Connection,
     log: Arc<Mutex<Vec<Action>>>,
+    /// Everything so far was followed on the copy, so it holds exactly the
+    /// schema the real run will see: a statement that does not prepare here
+    /// will not prepare there either (issue "No surprises": refused before
+    /// the first write). False once the copy may differ (an object it could
+    /// not recreate, a replay that failed or was stopped, an ATTACH).
+    exact: Cell<bool>,
 }
 
 impl Scratch {
@@ -36,7 +43,14 @@ impl Scratch {
             }
             Authorization::Allow
         }));
-        Ok((Scratch { conn, log }, complete))
+        Ok((
+            Scratch {
+                conn,
+                log,
+                exact: Cell::new(complete),
+            },
+            complete,
+        ))
     }
 
     /// Runs each section the way the real run will: the bundled SQLite enables
@@ -53,9 +67,11 @@ impl Scratch {
     /// Runs `section` statement by statement on the scratch database, calling `each`
     /// with what the authorizer saw, the hostile keyword if any, and the line.
     /// Returns false if a statement could not be followed. One that cannot be
-    /// prepared ends the walk (its end is unknown); one that only fails when run
-    /// on the copy (it has no rows, so `NOT NULL`, `max()` and the like can differ)
-    /// does not, so a hostile statement after it is still refused before anything runs.
+    /// prepared is refused while the copy is exact (`Error::Preflight`), and
+    /// otherwise ends the walk (its end is unknown); one that only fails when
+    /// run on the copy (it has no rows, so `NOT NULL`, `max()` and the like can
+    /// differ) does not, so a hostile statement after it is still refused
+    /// before anything runs.
     pub fn walk(
         &self,
         section: &Section,
@@ -70,6 +86,7 @@ impl Scratch {
             let mut st = match script.next(scratch) {
                 Ok(Some(st)) => st,
                 Ok(None) => return Ok(followed),
+                Err(e) if self.exact.get() => return Err(refusal(section, e)),
                 Err(_) => return Ok(false),
             };
             let actions = take(log);
@@ -90,7 +107,34 @@ impl Scratch {
             if hostile.is_none() && schema_change && !replay(scratch, &mut st) {
                 followed = false;
             }
+            // What an unreplayed ATTACH brings in is unknown to the copy.
+            if !followed || actions.iter().any(|a| matches!(a, Action::Attach)) {
+                self.exact.set(false);
+            }
         }
+    }
+}
+
+/// A statement SQLite cannot prepare against the schema the earlier
+/// migrations produce. A sqlite3-shell dot-command (`.timeout 30000`) is
+/// named as such: SQLite only says `near ".": syntax error`.
+fn refusal(section: &Section, e: PrepareError) -> Error {
+    let rest = &section.text[e.offset.min(section.text.len())..];
+    let dot_command = rest
+        .strip_prefix('.')
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
+        .map(|r| {
+            let word: String = r
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            format!(".{word}")
+        });
+    Error::Preflight {
+        path: section.path.clone(),
+        line: e.line,
+        message: crate::apply::message(&e.error),
+        dot_command,
     }
 }
 

@@ -16,7 +16,7 @@ use crate::sandbox::{file_hash, Sandbox};
 const A: &str = "-- migrate:up\nCREATE TABLE a (id INTEGER PRIMARY KEY, x TEXT);\nINSERT INTO a (x) VALUES ('one'), ('two');\n-- migrate:down\nDROP TABLE a;\n";
 const B: &str = "-- migrate:up\nCREATE TABLE b (id INTEGER PRIMARY KEY);\nINSERT INTO a (x) VALUES ('from-b');\n-- migrate:down\nDROP TABLE b;\n";
 const BAD: &str =
-    "-- migrate:up\nINSERT INTO a (x) VALUES ('from-bad');\nINSERT INTO nope VALUES (1);\n";
+    "-- migrate:up\nINSERT INTO a (x) VALUES ('from-bad');\nSELECT abs(-9223372036854775808);\n";
 
 // ---------------------------------------------------------------- helpers
 

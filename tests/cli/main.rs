@@ -7,6 +7,7 @@ mod sandbox;
 mod backups;
 mod faults;
 mod output;
+mod preflight;
 mod settings;
 mod spine;
 mod toolbox;

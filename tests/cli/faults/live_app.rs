@@ -167,7 +167,7 @@ fn restore_after_a_failed_up_beside_a_live_writer_never_loses_rows_silently() {
         let rows = if round % 2 == 0 { 20_000 } else { 150_000 };
         s.migration("1_m1.sql", &slow_migration(1, rows))
             .migration("2_m2.sql", &slow_migration(2, rows))
-            .migration("3_bad.sql", "INSERT INTO nope VALUES (1);\n");
+            .migration("3_bad.sql", "SELECT abs(-9223372036854775808);\n");
         let app = App::start(&s);
         wait_for_rows(&app, 5);
         let out = s.run(&[
@@ -179,7 +179,7 @@ fn restore_after_a_failed_up_beside_a_live_writer_never_loses_rows_silently() {
         ]);
         wait_for_rows(&app, 5);
         let (committed, errors) = app.finish();
-        out.code(1).stderr_has("no such table: nope");
+        out.code(1).stderr_has("integer overflow");
         out.stderr_has("restored");
         assert_eq!(
             s.applied(),
