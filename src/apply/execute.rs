@@ -97,7 +97,12 @@ fn confirm(
         obs.event(Event::Destructive {
             items: &findings.destructive,
         });
-        if !obs.confirm_destructive(&findings.destructive) {
+        // Only a question when something of the user's could be lost.
+        let at_stake = findings
+            .destructive
+            .iter()
+            .any(inspect::Destructive::at_stake);
+        if at_stake && !obs.confirm_destructive(&findings.destructive) {
             return Err(Error::Declined {
                 what: format!(
                     "running migrations that drop or delete data in {}",

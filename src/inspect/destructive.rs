@@ -35,11 +35,36 @@ pub enum Destructive {
         rows: Option<u64>,
         dropped_columns: Vec<String>,
     },
+    /// A DELETE of rows the table had before the run.
     DeleteRows {
         version: Version,
         table: String,
+        /// The statement, as written (its first line).
+        statement: String,
         rows: Option<u64>,
+        /// How many of today's rows the statement would delete, where that
+        /// was cheap to count (None: not known).
+        matching: Option<u64>,
     },
+}
+
+impl Destructive {
+    /// Whether anything of the user's could be lost: a table or column with
+    /// rows (or an unknown count), rows a DELETE matches. Dropping a view or an
+    /// empty table loses nothing a migration cannot recreate, and is not
+    /// worth a question (issue "No surprises").
+    pub fn at_stake(&self) -> bool {
+        match self {
+            Destructive::DropView { .. } => false,
+            Destructive::DeleteRows {
+                matching: Some(m), ..
+            } => *m > 0,
+            Destructive::DropTable { rows, .. }
+            | Destructive::DropColumn { rows, .. }
+            | Destructive::Rebuild { rows, .. }
+            | Destructive::DeleteRows { rows, .. } => *rows != Some(0),
+        }
+    }
 }
 
 impl std::fmt::Display for Destructive {
@@ -81,9 +106,16 @@ impl std::fmt::Display for Destructive {
             Destructive::DeleteRows {
                 version,
                 table,
+                statement,
                 rows: r,
+                matching,
             } => {
-                write!(f, "{version}: deletes rows from {table}{}", rows(r))
+                write!(f, "{version}: deletes rows from {table} (`{statement}`)")?;
+                match (matching, r) {
+                    (Some(m), Some(n)) => write!(f, ": {m} of its {n} rows match now"),
+                    (_, Some(n)) => write!(f, "; the table has {n} rows now"),
+                    _ => Ok(()),
+                }
             }
         }
     }
@@ -93,15 +125,16 @@ impl std::fmt::Display for Destructive {
 #[derive(Debug, Default)]
 pub(super) struct Seen {
     dropped: BTreeSet<String>,
-    deleted: BTreeSet<String>,
+    /// (table, the DELETE statement)
+    deleted: BTreeSet<(String, String)>,
     views: BTreeSet<String>,
     touched: BTreeSet<String>,
     altered: bool,
 }
 
 impl Seen {
-    /// Notes what one statement asked for.
-    pub fn note(&mut self, actions: &[Action]) {
+    /// Notes what one statement (`sql`) asked for.
+    pub fn note(&mut self, actions: &[Action], sql: &str) {
         let drops = actions.iter().any(|a| matches!(a, Action::DropTable(_)));
         for a in actions {
             match a {
@@ -115,7 +148,7 @@ impl Seen {
                 // DROP TABLE asks to delete its rows (and, through foreign-key
                 // actions, its children's): all of that is the drop.
                 Action::Delete(t) if !drops => {
-                    self.deleted.insert(t.clone());
+                    self.deleted.insert((t.clone(), sql.trim().to_owned()));
                 }
                 Action::CreateTable(t) => {
                     self.touched.insert(t.to_lowercase());
@@ -162,7 +195,10 @@ impl Tables {
             tables(scratch, Some(&seen.touched))
         };
         let rows = |t: &str| real.and_then(|c| count(c, t));
-        for t in &seen.dropped {
+        // A table the database does not have yet was made by this run: nothing
+        // of the user's is in it. A new database has nothing to lose at all.
+        let existed = |t: &str| real.is_some_and(|c| is_table(c, t));
+        for t in seen.dropped.iter().filter(|t| existed(t)) {
             let key = t.to_lowercase();
             match (before.get(&key), after.get(&key)) {
                 (Some(old), Some(new)) => out.push(Destructive::Rebuild {
@@ -180,7 +216,7 @@ impl Tables {
                 _ => {}
             }
         }
-        for (key, old) in &before {
+        for (key, old) in before.iter().filter(|(k, _)| existed(k)) {
             if seen.dropped.iter().any(|d| d.to_lowercase() == *key) {
                 continue;
             }
@@ -201,15 +237,17 @@ impl Tables {
                 view: v,
             });
         }
-        for t in seen.deleted {
+        for (t, sql) in seen.deleted {
             // Rows of a table created by this same migration were never the user's.
-            if !self.known.contains_key(&t.to_lowercase()) {
+            if !self.known.contains_key(&t.to_lowercase()) || !existed(&t) {
                 continue;
             }
             out.push(Destructive::DeleteRows {
                 version: version.clone(),
                 table: t.clone(),
+                statement: sql.lines().next().unwrap_or("").to_owned(),
                 rows: rows(&t),
+                matching: real.and_then(|c| matching(c, &sql)),
             });
         }
         if seen.altered {
@@ -278,6 +316,36 @@ fn is_table(conn: &Connection, name: &str) -> bool {
         |r| r.get::<_, i64>(0),
     )
     .is_ok_and(|n| n > 0)
+}
+
+/// VM steps after which counting what a DELETE matches is given up: a count
+/// must not make the pre-run check slower than the run itself.
+const COUNT_STEPS: u64 = 20_000_000;
+
+/// How many rows of the real database `DELETE …` would delete today: the same
+/// statement as `SELECT count(*) …`, prepared by SQLite (so comments and
+/// strings cannot fool it) and run read-only within `COUNT_STEPS`. None when
+/// the statement is not a plain `DELETE FROM … [WHERE …]`, or refers to what
+/// the run creates first.
+fn matching(real: &Connection, sql: &str) -> Option<u64> {
+    let body = sql.trim_start();
+    let rest = body
+        .get(..6)
+        .filter(|w| w.eq_ignore_ascii_case("delete"))
+        .map(|_| &body[6..])
+        .filter(|r| r.starts_with(char::is_whitespace))?;
+    let mut stmt = real.prepare(&format!("SELECT count(*){rest}")).ok()?;
+    if !stmt.readonly() {
+        return None;
+    }
+    let steps = std::sync::atomic::AtomicU64::new(0);
+    real.progress_handler(
+        1_000,
+        Some(move || steps.fetch_add(1_000, std::sync::atomic::Ordering::Relaxed) >= COUNT_STEPS),
+    );
+    let n = stmt.query_row([], |r| r.get::<_, i64>(0)).ok();
+    real.progress_handler(0, None::<fn() -> bool>);
+    n.map(|n| n.max(0) as u64)
 }
 
 /// Row count of a table in the real database (cheap enough for a warning).

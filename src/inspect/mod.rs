@@ -35,7 +35,7 @@ pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> R
     for &(m, section) in steps {
         scratch.foreign_keys(section.options.foreign_keys);
         let mut seen = Seen::default();
-        let followed = scratch.walk(section, |actions, hostile, line| {
+        let followed = scratch.walk(section, |actions, hostile, line, sql| {
             if let (Some(keyword), true) = (hostile, section.options.transaction) {
                 return Err(Error::Hostile {
                     path: section.path.clone(),
@@ -43,7 +43,7 @@ pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> R
                     keyword,
                 });
             }
-            seen.note(actions);
+            seen.note(actions, sql);
             Ok(())
         })?;
         complete &= followed;

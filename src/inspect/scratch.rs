@@ -65,7 +65,8 @@ impl Scratch {
     }
 
     /// Runs `section` statement by statement on the scratch database, calling `each`
-    /// with what the authorizer saw, the hostile keyword if any, and the line.
+    /// with what the authorizer saw, the hostile keyword if any, the line and
+    /// the statement.
     /// Returns false if a statement could not be followed. One that cannot be
     /// prepared is refused while the copy is exact (`Error::Preflight`), and
     /// otherwise ends the walk (its end is unknown); one that only fails when
@@ -75,7 +76,7 @@ impl Scratch {
     pub fn walk(
         &self,
         section: &Section,
-        mut each: impl FnMut(&[Action], Option<String>, usize) -> Result<()>,
+        mut each: impl FnMut(&[Action], Option<String>, usize, &str) -> Result<()>,
     ) -> Result<bool> {
         let scratch = &self.conn;
         let log = &self.log;
@@ -96,7 +97,7 @@ impl Scratch {
             if hostile.is_none() && actions.is_empty() && is_vacuum(scratch, st.sql) {
                 hostile = Some("VACUUM".to_owned());
             }
-            each(&actions, hostile.clone(), st.line)?;
+            each(&actions, hostile.clone(), st.line, st.sql)?;
             // Only statements that change the schema are replayed on the copy: rows
             // do not matter here, a huge data migration must not fill memory, and a
             // slow query must not run twice out of Ctrl-C's reach (issue 4).

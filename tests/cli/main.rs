@@ -10,4 +10,5 @@ mod output;
 mod preflight;
 mod settings;
 mod spine;
+mod surprises;
 mod toolbox;

@@ -275,7 +275,9 @@ fn destructive_steps_are_listed_before_the_run_and_without_a_terminal_it_proceed
         .stderr_has("2: drops view v")
         .stderr_has("2: drops table a (2 rows)")
         .stderr_has("2: drops column c.old (1 row)")
-        .stderr_has("2: deletes rows from d (4 rows)");
+        .stderr_has(
+            "2: deletes rows from d (`DELETE FROM d WHERE x > 2;`): 2 of its 4 rows match now",
+        );
     // Listed before the run starts: before the backup line.
     let warned = out
         .stderr
