@@ -106,6 +106,7 @@ pub fn down(
             planned_on: &project.rows,
             layout: project.source.layout,
             create: false,
+            accepted_drift: None,
         },
         opened,
         &steps,

@@ -53,6 +53,12 @@ pub enum Error {
         dot_command: Option<String>,
     },
 
+    #[error("{path}: the schema changed outside migrations since the last run ({drift})")]
+    Drift {
+        path: PathBuf,
+        drift: crate::db::Drift,
+    },
+
     #[error("{what}: declined, nothing was changed")]
     Declined { what: String },
 

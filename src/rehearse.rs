@@ -26,6 +26,9 @@ pub struct Rehearsal {
     pub destructive: Vec<Destructive>,
     /// Tables that would end up with fewer rows.
     pub rows_deleted: Vec<String>,
+    /// The schema changed outside migrations since the last run: `up` asks
+    /// before it runs over it.
+    pub drift: Option<Drift>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -91,12 +94,18 @@ pub fn rehearse(
             .map_err(|e| Error::from_sqlite(real, e))?;
     }
     let before = counts(&copy);
+    let drift = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .ok()
+        .and_then(|c| crate::status::drift(&c).ok().flatten())
+        .filter(|d| !d.is_empty());
     let schema_before = schema(&copy);
     let mut on_copy = settings.clone();
     on_copy.database = copy.clone();
     on_copy.backups = dir.path().join("backups");
+    // The rehearsal shows what would happen; drift is `up`'s question.
     let opts = UpOptions {
         no_backup: true,
+        accept_drift: true,
         ..opts.clone()
     };
     let mut quiet = Quiet(obs);
@@ -171,6 +180,7 @@ pub fn rehearse(
         objects: schema_before.drift(&schema_after),
         destructive,
         rows_deleted,
+        drift,
     })
 }
 

@@ -30,6 +30,8 @@ pub(crate) struct Job<'a> {
     pub layout: Layout,
     /// Create the database file if it does not exist (`up` only).
     pub create: bool,
+    /// Schema drift the user accepted for this run (recorded in its log row).
+    pub accepted_drift: Option<&'a crate::db::Drift>,
 }
 
 pub(crate) struct Executed {
@@ -213,12 +215,16 @@ fn run_steps(
         .backup
         .as_ref()
         .map(|b| b.path.to_string_lossy().into_owned());
+    let detail = job
+        .accepted_drift
+        .map(|d| serde_json::json!({ "accepted_drift": d }).to_string());
     let mut run = RunRecord {
         id: None,
         command: job.command,
         started_at: &run_started,
         backup: backup_name.as_deref(),
         schema_before: locked.schema_before.hash(),
+        detail: detail.as_deref(),
     };
     let direction = match job.step {
         Step::Up => Direction::Up,

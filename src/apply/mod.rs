@@ -33,6 +33,9 @@ pub struct UpOptions {
     pub allow_out_of_order: bool,
     /// `--no-backup`: skip the pre-run backup, explicitly.
     pub no_backup: bool,
+    /// Go ahead although the schema changed outside migrations since the
+    /// last run (the user saw the drift and said yes); recorded in the run log.
+    pub accept_drift: bool,
 }
 
 /// A migration that committed.
@@ -94,6 +97,20 @@ fn up_once(
         return Err(Error::Blocked(problems));
     }
     let pending = plan.pending(to.as_ref(), opts.allow_out_of_order);
+    // Drift is named and confirmed before anything runs (issue "No surprises"):
+    // a run would otherwise absorb it into its "after" schema in silence.
+    let drift = match &existing {
+        Some(o) if !pending.is_empty() => crate::status::drift(&o.conn)
+            .map_err(|e| Error::from_sqlite(&settings.database, e))?
+            .filter(|d| !d.is_empty()),
+        _ => None,
+    };
+    if let (Some(drift), false) = (&drift, opts.accept_drift) {
+        return Err(Error::Drift {
+            path: settings.database.clone(),
+            drift: drift.clone(),
+        });
+    }
     let mut report = UpReport {
         database: settings.database.clone(),
         created: false,
@@ -113,6 +130,7 @@ fn up_once(
                 planned_on: &project.rows,
                 layout: project.source.layout,
                 create: true,
+                accepted_drift: drift.as_ref(),
             },
             existing,
             &steps,

@@ -25,6 +25,8 @@ pub(crate) struct RunRecord<'a> {
     pub started_at: &'a str,
     pub backup: Option<&'a str>,
     pub schema_before: String,
+    /// JSON for the run's `detail` (an accepted drift).
+    pub detail: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,7 +303,7 @@ impl<'c> Runner<'c> {
                     migrations: versions,
                     error,
                     schema_after: &after,
-                    detail: None,
+                    detail: run.detail,
                 },
             )
         })();

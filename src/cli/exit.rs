@@ -59,6 +59,7 @@ pub fn code_of(e: &Error) -> i32 {
         | Error::Blocked(_)
         | Error::Hostile { .. }
         | Error::Preflight { .. }
+        | Error::Drift { .. }
         | Error::Declined { .. }
         | Error::NeedsConfirmation { .. }
         | Error::NoDown { .. }
@@ -120,6 +121,10 @@ pub fn hint(e: &Error) -> Option<String> {
             .into(),
         Error::Preflight { .. } => "nothing was changed: SQLite checked the statement against \
              the schema the earlier migrations produce; fix it and run again"
+            .into(),
+        Error::Drift { .. } => "nothing was changed. If the change was intended, put it in a \
+             migration, or accept it: `backstop up --yes` (the run log records what was \
+             accepted); otherwise undo it by hand"
             .into(),
         Error::Declined { .. } => return None,
         Error::NeedsConfirmation { flag, .. } => format!("pass {flag} to go ahead without a prompt"),
@@ -241,6 +246,13 @@ mod tests {
                 3,
             ),
             (Error::Declined { what: "x".into() }, 3),
+            (
+                Error::Drift {
+                    path: p(),
+                    drift: crate::db::Drift::default(),
+                },
+                3,
+            ),
             (
                 Error::Preflight {
                     path: p(),

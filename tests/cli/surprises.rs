@@ -80,3 +80,55 @@ fn a_table_the_run_creates_and_empties_is_not_listed() {
     out.code(0);
     assert!(!out.stderr.contains("drop or delete"), "{}", out.stderr);
 }
+
+/// 1 applied, then a hand-made index (drift), then 2 pending.
+fn drifted() -> Sandbox {
+    let s = Sandbox::new();
+    s.migration("1_d.sql", D);
+    s.run(&["up"]).code(0);
+    s.conn()
+        .execute_batch("CREATE INDEX d_by_hand ON d (x);")
+        .expect("hand-made change");
+    s.migration("2_more.sql", "-- migrate:up\nCREATE TABLE f (x);\n");
+    s
+}
+
+#[test]
+fn drift_before_up_is_named_and_refused_without_a_terminal_until_accepted() {
+    let s = drifted();
+    s.refuses(&["up"], 3)
+        .stderr_has("changed outside migrations")
+        .stderr_has("index d_by_hand")
+        .stderr_has("--yes");
+    // Still reported until a run accepts it.
+    s.run(&["status"]).code(0).stdout_has("index d_by_hand");
+    s.run(&["verify"]).code(3).stdout_has("index d_by_hand");
+    s.run(&["up", "--dry-run"])
+        .code(0)
+        .stdout_has("changed outside migrations");
+    s.run(&["up", "--yes"]).code(0);
+    assert_eq!(s.applied(), vec![1, 2]);
+    let log = s.run(&["log", "--json"]).code(0).json();
+    let accepted = &log["runs"][0]["detail"]["accepted_drift"];
+    assert_eq!(accepted["appeared"][0], "index d_by_hand", "{log}");
+    s.run(&["status"]).code(0).stdout_has("drift     none");
+}
+
+#[test]
+fn drift_is_confirmed_on_a_terminal() {
+    let s = drifted();
+    let mut pty = Pty::spawn(&s, &["up"]);
+    pty.expect("index d_by_hand");
+    pty.expect("Accept the change");
+    pty.send("y");
+    pty.expect("applied");
+    assert_eq!(pty.exit_code(), 0);
+    assert_eq!(s.applied(), vec![1, 2]);
+}
+
+#[test]
+fn drift_with_nothing_pending_asks_nothing() {
+    let s = drifted();
+    s.remove("migrations/2_more.sql");
+    s.run(&["up"]).code(0).stdout_has("up to date");
+}

@@ -9,18 +9,40 @@ use crate::error::Error;
 use crate::settings::Settings;
 
 pub fn run(settings: &Settings, ui: &Ui, signals: &Signals, args: &UpArgs) -> Result<Exit, Error> {
-    let opts = UpOptions {
+    let mut opts = UpOptions {
         to: args.to.clone(),
         allow_out_of_order: args.allow_out_of_order,
         no_backup: args.no_backup,
+        accept_drift: ui.yes,
     };
     if args.dry_run {
         return dry_run(settings, ui, signals, &opts);
     }
-    let mut progress = Progress::new(ui, signals);
-    let result = apply::up(settings, &opts, &mut progress, &signals.interrupt);
-    progress.finish();
-    drop(progress);
+    let mut result = up_once(settings, ui, signals, &opts);
+    if let Err(Error::Drift { path, drift }) = &result {
+        // On a terminal the user decides; without one the error says how.
+        if ui.interactive {
+            eprintln!(
+                "warning: the schema of {} changed outside migrations since the last run: {drift}",
+                path.display()
+            );
+            if !prompt::confirm(
+                ui,
+                signals,
+                "Accept the change and run the migrations?",
+                "accepting schema drift",
+            )? {
+                return Err(Error::Declined {
+                    what: format!(
+                        "running migrations over the schema drift in {}",
+                        path.display()
+                    ),
+                });
+            }
+            opts.accept_drift = true;
+            result = up_once(settings, ui, signals, &opts);
+        }
+    }
     match result {
         Ok(report) => {
             if ui.json {
@@ -39,6 +61,18 @@ pub fn run(settings: &Settings, ui: &Ui, signals: &Signals, args: &UpArgs) -> Re
         )),
         Err(e) => Err(e),
     }
+}
+
+fn up_once(
+    settings: &Settings,
+    ui: &Ui,
+    signals: &Signals,
+    opts: &UpOptions,
+) -> Result<apply::UpReport, Error> {
+    let mut progress = Progress::new(ui, signals);
+    let result = apply::up(settings, opts, &mut progress, &signals.interrupt);
+    progress.finish();
+    result
 }
 
 fn summary(report: &apply::UpReport) -> String {

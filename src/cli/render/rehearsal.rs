@@ -11,6 +11,12 @@ pub fn rehearsal(r: &Rehearsal) -> String {
         "dry run on a copy of {} (the real file is untouched)\n\n",
         r.database.display()
     );
+    if let Some(d) = &r.drift {
+        s.push_str(&format!(
+            "the schema changed outside migrations since the last run ({d}); \
+             `backstop up` asks before running over it (--yes accepts)\n\n"
+        ));
+    }
     if r.migrations.is_empty() && r.failure.is_none() {
         s.push_str("nothing to apply\n");
     }
