@@ -8,6 +8,7 @@ use crate::backup::BackupInfo;
 use crate::error::{Error, Result};
 use crate::migration::{Migration, Section, Version};
 use crate::observe::{Event, Interrupt, Observer};
+use crate::plan::Plan;
 use crate::project::{Need, Project};
 use crate::settings::Settings;
 
@@ -29,20 +30,27 @@ pub struct DownReport {
     pub changed_down: Vec<Version>,
 }
 
-pub fn down(
-    settings: &Settings,
+/// The migrations `down` would revert, newest first, each with its down
+/// section (refused before anything runs when one has none, or while the
+/// plan has edited, missing or out-of-order migrations).
+pub fn preview(settings: &Settings, opts: &DownOptions) -> Result<Vec<Migration>> {
+    let project = Project::load(settings, Need::Existing)?;
+    let plan = project.plan();
+    Ok(targets(&project, &plan, opts)?
+        .into_iter()
+        .cloned()
+        .collect())
+}
+
+fn targets<'p>(
+    project: &Project,
+    plan: &Plan<'p>,
     opts: &DownOptions,
-    obs: &mut dyn Observer,
-    interrupt: &Interrupt,
-) -> Result<DownReport> {
-    let path = &settings.database;
-    let mut project = Project::load(settings, Need::Existing)?;
-    let opened = project.db.take();
+) -> Result<Vec<&'p Migration>> {
     let to = match &opts.to {
         Some(arg) => Some(project.bound(arg, "--to")?),
         None => None,
     };
-    let plan = project.plan();
     let problems = plan.problems(false);
     if !problems.is_empty() {
         return Err(Error::Blocked(problems));
@@ -60,6 +68,27 @@ pub fn down(
             .filter_map(|e| e.file)
             .collect(),
     };
+    // Every migration in range needs a down section before anything runs.
+    if let Some(m) = targets.iter().find(|m| m.down.is_none()) {
+        return Err(Error::NoDown {
+            version: m.version.clone(),
+            path: m.path.clone(),
+        });
+    }
+    Ok(targets)
+}
+
+pub fn down(
+    settings: &Settings,
+    opts: &DownOptions,
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<DownReport> {
+    let path = &settings.database;
+    let mut project = Project::load(settings, Need::Existing)?;
+    let opened = project.db.take();
+    let plan = project.plan();
+    let targets = targets(&project, &plan, opts)?;
     let mut report = DownReport {
         database: path.clone(),
         reverted: Vec::new(),
@@ -69,19 +98,10 @@ pub fn down(
     if targets.is_empty() {
         return Ok(report);
     }
-    // Every migration in range needs a down section before anything runs.
-    let mut steps: Vec<(&Migration, &Section)> = Vec::new();
-    for m in &targets {
-        match &m.down {
-            Some(d) => steps.push((m, d)),
-            None => {
-                return Err(Error::NoDown {
-                    version: m.version.clone(),
-                    path: m.path.clone(),
-                })
-            }
-        }
-    }
+    let steps: Vec<(&Migration, &Section)> = targets
+        .iter()
+        .filter_map(|m| m.down.as_ref().map(|d| (*m, d)))
+        .collect();
     for m in &targets {
         let row = project.rows.iter().find(|r| r.version == m.version);
         if let Some(row) = row {

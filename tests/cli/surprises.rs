@@ -132,3 +132,34 @@ fn drift_with_nothing_pending_asks_nothing() {
     s.remove("migrations/2_more.sql");
     s.run(&["up"]).code(0).stdout_has("up to date");
 }
+
+#[test]
+fn down_without_a_terminal_needs_yes() {
+    let s = Sandbox::new();
+    s.migration(
+        "1_a.sql",
+        "-- migrate:up\nCREATE TABLE a (x);\n-- migrate:down\nDROP TABLE a;\n",
+    );
+    s.run(&["up"]).code(0);
+    s.refuses(&["down"], 3).stderr_has("--yes");
+    s.refuses(&["down", "--to", "0"], 3).stderr_has("--yes");
+    assert!(s.table_exists("a"));
+    s.run(&["down", "--yes"]).code(0);
+    assert!(!s.table_exists("a"));
+}
+
+#[test]
+fn down_on_a_terminal_lists_what_it_reverts_and_asks() {
+    let s = Sandbox::new();
+    s.migration(
+        "1_a.sql",
+        "-- migrate:up\nCREATE TABLE a (x);\n-- migrate:down\nDROP TABLE a;\n",
+    );
+    s.run(&["up"]).code(0);
+    let mut pty = Pty::spawn(&s, &["down"]);
+    pty.expect("1 a");
+    pty.expect("Revert 1 migration(s)");
+    pty.send("n");
+    assert_eq!(pty.exit_code(), 3);
+    assert!(s.table_exists("a"));
+}

@@ -579,7 +579,7 @@ fn backups_with(s: &Sandbox, reason: &str) -> usize {
 #[test]
 fn down_reverts_the_newest_after_a_before_down_backup() {
     let s = three();
-    let out = s.run(&["down"]);
+    let out = s.run(&["down", "--yes"]);
     out.code(0)
         .stdout_has("reverted 1 migration(s)")
         .stderr_has("reverted 3 three");
@@ -608,12 +608,12 @@ fn down_reverts_the_newest_after_a_before_down_backup() {
 #[test]
 fn down_steps_two_and_down_to_a_version() {
     let s = three();
-    s.run(&["down", "--steps", "2"]).code(0);
+    s.run(&["down", "--steps", "2", "--yes"]).code(0);
     assert_eq!(s.applied(), vec![1]);
     assert!(s.table_exists("one") && !s.table_exists("two"));
     s.run(&["up"]).code(0);
     assert_eq!(s.applied(), vec![1, 2, 3]);
-    s.run(&["down", "--to", "1"]).code(0);
+    s.run(&["down", "--to", "1", "--yes"]).code(0);
     assert_eq!(s.applied(), vec![1]);
     assert!(s.table_exists("one") && !s.table_exists("two") && !s.table_exists("three"));
 }
@@ -623,14 +623,14 @@ fn down_refuses_when_a_migration_in_range_has_no_down_section() {
     let s = three();
     s.migration("2_two.sql", "-- migrate:up\nCREATE TABLE two (x);\n");
     let before = snapshot(&s);
-    s.run(&["down", "--steps", "2"])
+    s.run(&["down", "--steps", "2", "--yes"])
         .code(3)
         .stderr_has("2_two.sql")
         .stderr_has("no down section");
     assert_eq!(snapshot(&s), before);
     assert_eq!(s.applied(), vec![1, 2, 3]);
     // The newest alone has a down section: fine.
-    s.run(&["down"]).code(0);
+    s.run(&["down", "--yes"]).code(0);
     assert_eq!(s.applied(), vec![1, 2]);
 }
 
@@ -641,7 +641,7 @@ fn down_warns_when_the_down_section_changed_since_applied_but_runs_it() {
         "3_three.sql",
         "-- migrate:up\nCREATE TABLE three (x);\n-- migrate:down\nDROP TABLE three;\nCREATE TABLE three_was_here (x);\n",
     );
-    let out = s.run(&["down"]);
+    let out = s.run(&["down", "--yes"]);
     out.code(0)
         .stderr_has("down section")
         .stderr_has("3_three.sql");
@@ -659,7 +659,7 @@ fn a_failing_down_section_rolls_back_and_stays_applied() {
         "3_three.sql",
         "-- migrate:up\nCREATE TABLE three (x);\n-- migrate:down\nDROP TABLE three;\nSELECT abs(-9223372036854775808);\n",
     );
-    let out = s.run(&["down"]);
+    let out = s.run(&["down", "--yes"]);
     out.code(1)
         .stderr_has("3_three.sql:5")
         .stderr_has("integer overflow");

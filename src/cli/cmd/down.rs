@@ -1,6 +1,6 @@
 use crate::cli::args::OnFailure;
 use crate::cli::progress::Progress;
-use crate::cli::{exit::Exit, render, Signals, Ui};
+use crate::cli::{exit::Exit, prompt, render, Signals, Ui};
 use crate::down::{self, DownOptions};
 use crate::error::Error;
 use crate::settings::Settings;
@@ -25,6 +25,27 @@ pub fn run(
         to: to.map(str::to_owned),
         no_backup,
     };
+    // Reverting runs down sections that usually drop what the migration made:
+    // like `repair` and `baseline`, it needs a yes (SPEC `down`).
+    let targets = down::preview(settings, &opts)?;
+    if !targets.is_empty() {
+        if !ui.json && !ui.quiet {
+            eprintln!("these migrations will be reverted with their down sections, newest first:");
+            for m in &targets {
+                eprintln!("  {} {}", m.version, m.name);
+            }
+        }
+        let question = format!(
+            "Revert {} migration(s) of {}?",
+            targets.len(),
+            settings.database.display()
+        );
+        if !prompt::confirm(ui, signals, &question, "reverting migrations")? {
+            return Err(Error::Declined {
+                what: "down".into(),
+            });
+        }
+    }
     let mut progress = Progress::new(ui, signals);
     let result = down::down(settings, &opts, &mut progress, &signals.interrupt);
     progress.finish();
