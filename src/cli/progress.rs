@@ -1,7 +1,8 @@
 //! The CLI's observer: progress bars on a terminal, one plain line per event
 //! otherwise (no escape sequences), nothing with --quiet.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use console::style;
@@ -26,7 +27,12 @@ pub struct Progress<'a> {
     rehearsal: bool,
     /// Of the migration running now: `down` reverts, it does not apply.
     direction: Direction,
+    /// "VERSION line N", for the plain "still running" lines.
+    running: Arc<Mutex<String>>,
 }
+
+/// Seconds between two "still running" lines in plain mode.
+const STILL_RUNNING_EVERY: u64 = 5;
 
 impl<'a> Progress<'a> {
     pub fn new(ui: &'a Ui, signals: &'a Signals) -> Progress<'a> {
@@ -41,6 +47,7 @@ impl<'a> Progress<'a> {
             bytes: None,
             rehearsal: false,
             direction: Direction::Up,
+            running: Arc::default(),
         }
     }
 
@@ -187,6 +194,9 @@ impl Observer for Progress<'_> {
                     .map(str::trim)
                     .find(|l| !l.is_empty() && !l.starts_with("--"))
                     .unwrap_or("");
+                if let Ok(mut r) = self.running.lock() {
+                    *r = format!("{} line {line}", migration.version);
+                }
                 if let Some(c) = &self.current {
                     c.reset_elapsed();
                     c.set_message(format!(
@@ -257,10 +267,33 @@ impl Observer for Progress<'_> {
     }
 
     fn ticker(&self) -> Option<Ticker> {
-        // Redraws the elapsed time of the statement that is running now; called
-        // from SQLite's progress handler, so it reflects real work, not a timer.
-        let bar = self.current.clone()?;
-        Some(Arc::new(move |_elapsed: Duration| bar.tick()))
+        // Called from SQLite's progress handler while a statement runs, so it
+        // reflects real work, not a timer (issue "No surprises": progress never
+        // looks hung). On a terminal: redraw both elapsed times.
+        if let (Some(current), Some(overall)) = (self.current.clone(), self.overall.clone()) {
+            return Some(Arc::new(move |_elapsed: Duration| {
+                current.tick();
+                overall.tick();
+            }));
+        }
+        if self.ui.quiet {
+            return None;
+        }
+        // Plain lines: one every few seconds for a statement still running.
+        let running = self.running.clone();
+        let noted = Arc::new(AtomicU64::new(0));
+        Some(Arc::new(move |elapsed: Duration| {
+            let bucket = elapsed.as_secs() / STILL_RUNNING_EVERY;
+            let last = noted.load(Ordering::Relaxed);
+            if bucket < last {
+                // A new statement started: count again from its start.
+                noted.store(bucket, Ordering::Relaxed);
+            } else if bucket > last {
+                noted.store(bucket, Ordering::Relaxed);
+                let what = running.lock().map(|r| r.clone()).unwrap_or_default();
+                eprintln!("  {what}: still running ({} s)", elapsed.as_secs());
+            }
+        }))
     }
 
     fn confirm_destructive(&mut self, _items: &[Destructive]) -> bool {
@@ -279,6 +312,8 @@ impl Observer for Progress<'_> {
     }
 }
 
+/// Migration times in milliseconds with a decimal: most take well under one.
+/// (indicatif's HumanDuration rounds to whole seconds, which would say "0s".)
 pub fn ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 10.0 {

@@ -163,3 +163,51 @@ fn down_on_a_terminal_lists_what_it_reverts_and_asks() {
     assert_eq!(pty.exit_code(), 3);
     assert!(s.table_exists("a"));
 }
+
+/// A statement that runs for many seconds (a recursive count).
+const SLOW: &str = "-- migrate:up\nCREATE TABLE s (n);\nINSERT INTO s SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400000000) SELECT x FROM c);\n";
+
+#[test]
+fn without_a_terminal_a_long_statement_prints_that_it_is_still_running() {
+    use std::io::{BufRead, BufReader};
+    let s = Sandbox::new();
+    s.migration("1_slow.sql", SLOW);
+    let mut child = s
+        .command(&["up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("line");
+        let done = line.contains("still running");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let last = seen.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("1 line 3: still running (5 s)"),
+        "{}",
+        seen.join("\n")
+    );
+}
+
+#[test]
+fn on_a_terminal_the_overall_elapsed_time_advances_during_a_long_statement() {
+    let s = Sandbox::new();
+    s.migration("1_fast.sql", "CREATE TABLE f (x);\n")
+        .migration("2_slow.sql", SLOW);
+    let mut pty = Pty::spawn(&s, &["up"]);
+    // The overall line, not only the statement's spinner, shows time passing.
+    pty.expect_regex(r"migrating \[[ =>]*\] 1/2 [2-9]s");
+    pty.send("\x03");
+    pty.expect("What now?");
+    pty.send("\x03");
+    assert_eq!(pty.exit_code(), 130);
+}
