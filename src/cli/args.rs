@@ -108,7 +108,12 @@ pub enum Command {
     },
     /// Back up the database, then apply pending migrations
     #[command(
-        after_help = "Examples:\n  backstop up\n  backstop up --to 20240301120000\n  backstop up --dry-run              rehearse on a temporary copy\n  backstop up --on-failure restore   undo the whole run if a migration fails\n  backstop -d app.db up --yes --json"
+        after_help = "Before anything runs, every pending statement is checked against the schema the \
+            earlier migrations produce (exit 3 on a syntax error, unknown table, column or function), and \
+            `up` refuses (exit 3) while a migration is edited, missing or out-of-order: restore the file, \
+            `backstop repair VERSION` to accept an intentional edit, or --allow-out-of-order. A schema \
+            changed outside migrations is named and needs --yes (or a yes on a terminal).\n\n\
+            Examples:\n  backstop up\n  backstop up --to 20240301120000\n  backstop up --dry-run              rehearse on a temporary copy\n  backstop up --on-failure restore   undo the whole run if a migration fails\n  backstop -d app.db up --yes --json"
     )]
     Up(UpArgs),
     /// Run down sections, newest first, after a backup

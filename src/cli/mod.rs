@@ -8,6 +8,7 @@ pub mod exit;
 mod progress;
 mod prompt;
 mod render;
+mod usage;
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -52,45 +53,7 @@ impl Signals {
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            // --help and --version: clap prints them to stdout (exit 0).
-            let _ = e.print();
-            return exit::of_clap(&e);
-        }
-        Err(e) => {
-            // Usage errors keep clap's text and exit code 2, but its closing
-            // "try '--help'" becomes a `hint:` line like every other error's
-            // (SPEC "Exit codes": say what the user can do next). Plain text:
-            // --color is not known when the arguments do not parse.
-            let text = e.render().to_string();
-            let text = match text.trim_end().rsplit_once('\n') {
-                Some((body, last)) if last.starts_with("For more information") => {
-                    format!(
-                        "{body}\nhint: {}{}\n",
-                        &last[..1].to_lowercase(),
-                        &last[1..]
-                    )
-                }
-                _ => text,
-            };
-            eprint!("{text}");
-            // Scripts that asked for JSON get one document on usage errors too.
-            if std::env::args_os().any(|a| a == "--json") {
-                let first = text
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim_start_matches("error: ");
-                let _ = render::json(&serde_json::json!({
-                    "schema_version": render::SCHEMA_VERSION,
-                    "ok": false,
-                    "error": first,
-                    "hint": "see `backstop --help`",
-                    "exit_code": exit::of_clap(&e),
-                }));
-            }
-            return exit::of_clap(&e);
-        }
+        Err(e) => return usage::report(&e),
     };
     let g = &cli.global;
     configure_color(g.color);

@@ -211,3 +211,104 @@ fn on_a_terminal_the_overall_elapsed_time_advances_during_a_long_statement() {
     pty.send("\x03");
     assert_eq!(pty.exit_code(), 130);
 }
+
+#[test]
+fn other_tools_verbs_point_at_backstops() {
+    let s = Sandbox::new();
+    for (theirs, ours) in [
+        ("upgrade", "`up`"),
+        ("migrate", "`up`"),
+        ("downgrade", "`down`"),
+        ("rollback", "`down`"),
+        ("current", "`status`"),
+        ("history", "`log`"),
+        ("stamp", "`baseline VERSION`"),
+        ("create", "`new NAME`"),
+    ] {
+        let out = s.run(&[theirs]);
+        out.code(2).stderr_has("error:").stderr_has(ours);
+        assert!(!out.stderr.contains("restore'"), "{theirs}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn a_usage_error_under_json_is_one_json_document() {
+    let s = Sandbox::new();
+    let out = s.run(&["up", "--bogus", "--json"]);
+    out.code(2);
+    let j = out.json();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["exit_code"], 2);
+    assert!(j["error"].as_str().unwrap().contains("--bogus"), "{j}");
+    assert_eq!(j["schema_version"], 1);
+}
+
+/// `backstop new NAME` in a folder holding `existing`: the new file's name.
+fn new_in(existing: &[&str], args: &[&str]) -> String {
+    let s = Sandbox::new();
+    for f in existing {
+        s.migration(f, "CREATE TABLE t (x);\n");
+    }
+    let mut all = vec!["new", "add_thing"];
+    all.extend_from_slice(args);
+    let out = s.run(&all);
+    out.code(0);
+    let path = out.stdout.trim().to_owned();
+    assert!(s.path().join(&path).exists(), "{path}");
+    // The folder stays valid: the new file is the newest, nothing refused.
+    let st = s.run(&["status", "--json"]).code(0).json();
+    let last = st["migrations"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(last["name"], "add_thing", "{st}");
+    path.trim_start_matches("migrations/").to_owned()
+}
+
+#[test]
+fn new_follows_the_folders_own_naming() {
+    assert_eq!(
+        new_in(&["0007_b.sql", "0006_a.sql"], &[]),
+        "0008_add_thing.sql"
+    );
+    assert_eq!(new_in(&["1_a.sql", "2_b.sql"], &[]), "3_add_thing.sql");
+    let dated8 = new_in(&["20251009_a.sql"], &[]);
+    assert_eq!(dated8.len(), "YYYYMMDD_add_thing.sql".len(), "{dated8}");
+    let stamp = new_in(&["0007_a.sql"], &["--timestamp"]);
+    assert_eq!(stamp.len(), "YYYYMMDDHHMMSS_add_thing.sql".len(), "{stamp}");
+    let dated = new_in(&["2025_10_09_a.sql", "2025_11_06_b.sql"], &[]);
+    assert!(dated.starts_with("20") && &dated[4..5] == "_", "{dated}");
+    assert!(dated.ends_with("_add_thing.sql"), "{dated}");
+    assert_eq!(
+        new_in(&["V1_1__a.sql", "V1_2__b.sql"], &[]),
+        "V1_3__add_thing.sql"
+    );
+    let pair = new_in(&["1_a.up.sql", "1_a.down.sql"], &[]);
+    assert_eq!(pair, "2_add_thing.up.sql");
+}
+
+#[test]
+fn new_with_timestamp_in_a_dated_folder_is_refused() {
+    let s = Sandbox::new();
+    s.migration("2025_10_09_a.sql", "CREATE TABLE t (x);\n");
+    s.run(&["new", "x", "--timestamp"])
+        .code(2)
+        .stderr_has("--timestamp")
+        .stderr_has("numbered");
+}
+
+#[test]
+fn a_duplicate_version_names_the_version_both_files_and_the_rename() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", "CREATE TABLE a (x);\n")
+        .migration("2_b.sql", "CREATE TABLE b (x);\n")
+        .migration("02_c.sql", "CREATE TABLE c (x);\n");
+    s.refuses(&["up"], 3)
+        .stderr_has("version 2")
+        .stderr_has("2_b.sql")
+        .stderr_has("02_c.sql")
+        .stderr_has("rename")
+        .stderr_has("this one to 03_b.sql");
+}
