@@ -62,7 +62,7 @@ pub fn report(e: &clap::Error) -> i32 {
         None => clap_text(e),
     };
     // Plain text: --color is not known when the arguments do not parse.
-    eprint!("{text}hint: {hint}\n");
+    eprintln!("{text}hint: {hint}");
     // Scripts that asked for JSON get one document on usage errors too.
     if std::env::args_os().any(|a| a == "--json") {
         let first = text
