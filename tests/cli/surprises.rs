@@ -312,3 +312,44 @@ fn a_duplicate_version_names_the_version_both_files_and_the_rename() {
         .stderr_has("rename")
         .stderr_has("this one to 03_b.sql");
 }
+
+#[test]
+fn what_looks_like_a_migration_but_cannot_run_is_refused_not_skipped() {
+    for (name, needle) in [
+        ("2_notes.txt", "does not run .txt files"),
+        ("2_fix.sh", "chmod +x"),
+        ("R__views.sql", "repeatable"),
+    ] {
+        let s = Sandbox::new();
+        s.migration("1_a.sql", "CREATE TABLE a (x);\n")
+            .migration(name, "SELECT 1;\n")
+            .migration("3_c.sql", "CREATE TABLE c (x);\n");
+        s.refuses(&["up"], 3).stderr_has(name).stderr_has(needle);
+        s.refuses(&["status"], 3).stderr_has(name);
+        assert!(!s.db().exists(), "{name}: database created");
+    }
+    // A folder that looks like a diesel migration but has no up.sql.
+    let s = Sandbox::new();
+    s.write("migrations/2024-03-13-170000_x/down.sql", "SELECT 1;\n");
+    s.refuses(&["up"], 3)
+        .stderr_has("2024-03-13-170000_x")
+        .stderr_has("up.sql");
+}
+
+#[test]
+fn what_is_not_a_migration_is_left_alone_and_listed_by_status_verbose() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", "CREATE TABLE a (x);\n")
+        .migration("README.md", "# notes\n")
+        .migration("atlas.sum", "h1:abc=\n")
+        .write("migrations/meta/_journal.json", "{}");
+    s.run(&["up"]).code(0);
+    assert_eq!(s.applied(), vec![1]);
+    let quiet = s.run(&["status"]).code(0).stdout.clone();
+    assert!(!quiet.contains("README.md"), "{quiet}");
+    s.run(&["status", "-v"])
+        .code(0)
+        .stdout_has("README.md")
+        .stdout_has("atlas.sum")
+        .stdout_has("meta");
+}
