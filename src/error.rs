@@ -26,6 +26,9 @@ pub enum Error {
     #[error("migrations folder {path} cannot be read: {source}")]
     MigrationsDir { path: PathBuf, source: io::Error },
 
+    #[error("cannot load the SQLite extension {path}: {message}")]
+    Extension { path: PathBuf, message: String },
+
     // ----- refused before changing anything (exit 3) -----
     #[error("{}", crate::source::describe(.0))]
     Source(Vec<crate::source::FileError>),

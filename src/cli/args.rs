@@ -44,6 +44,12 @@ pub struct Global {
     /// Config file [default: backstop.toml in the current folder, if present]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Load a SQLite extension on every connection to the database (repeatable; replaces `extensions` in backstop.toml)
+    #[arg(long = "load-extension", global = true, value_name = "PATH")]
+    pub load_extension: Vec<PathBuf>,
+    /// Value for a `${NAME}` placeholder in migrations (repeatable; overrides `[placeholders]` in backstop.toml)
+    #[arg(long, global = true, value_name = "NAME=VALUE")]
+    pub placeholder: Vec<String>,
     /// Answer yes to confirmations
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,

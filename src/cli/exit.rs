@@ -53,6 +53,7 @@ pub fn code_of(e: &Error) -> i32 {
         Error::Config { .. }
         | Error::Setting { .. }
         | Error::MigrationsDir { .. }
+        | Error::Extension { .. }
         | Error::NewMigration { .. }
         | Error::Output { .. } => code::USAGE,
         Error::Source(_)
@@ -91,6 +92,9 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::MigrationsDir { .. } => {
             "create the folder (backstop new NAME does), or point --migrations / BACKSTOP_MIGRATIONS at it".into()
         }
+        Error::Extension { .. } => "check the path in `extensions` (backstop.toml) or --load-extension; \
+             SQLite adds the platform's suffix (.so, .dylib, .dll) itself; nothing was changed"
+            .into(),
         Error::NewMigration { .. } => "check that the migrations folder is writable (--migrations)".into(),
         Error::Output { .. } => return None,
         Error::Source(_) => "rename or fix the file(s): every .sql file in the migrations folder must be \
@@ -208,6 +212,13 @@ mod tests {
                 Error::NewMigration {
                     path: p(),
                     source: io(),
+                },
+                2,
+            ),
+            (
+                Error::Extension {
+                    path: p(),
+                    message: "x".into(),
                 },
                 2,
             ),

@@ -124,6 +124,8 @@ pub fn run() -> i32 {
         keep: g.keep,
         busy_timeout_ms: g.busy_timeout_ms,
         config: g.config.clone(),
+        extensions: g.load_extension.clone(),
+        placeholders: g.placeholder.clone(),
     };
     let result = settings::resolve(&overrides, &|k| std::env::var(k).ok())
         .and_then(|settings| dispatch(cli.command, &settings, &ui, &signals));

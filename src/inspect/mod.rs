@@ -7,6 +7,8 @@ mod action;
 mod destructive;
 mod scratch;
 
+use std::path::PathBuf;
+
 use rusqlite::Connection;
 
 pub use action::Action;
@@ -27,9 +29,14 @@ pub struct Findings {
 }
 
 /// Inspects the sections to run, in order, against the schema of `real` (None: a
-/// new database). Refuses with `Error::Hostile` for transaction-hostile statements.
-pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> Result<Findings> {
-    let (scratch, mut complete) = Scratch::new(real)?;
+/// new database), with `extensions` loaded on the copy. Refuses with
+/// `Error::Hostile` for transaction-hostile statements.
+pub fn inspect(
+    real: Option<&Connection>,
+    steps: &[(&Migration, &Section)],
+    extensions: &[PathBuf],
+) -> Result<Findings> {
+    let (scratch, mut complete) = Scratch::new(real, extensions)?;
     let mut tables = Tables::new(&scratch.conn);
     let mut destructive = Vec::new();
     for &(m, section) in steps {

@@ -2,6 +2,7 @@
 //! on which pending sections are followed statement by statement. Only schema
 //! changes are replayed there (bounded), so a huge data migration costs nothing.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -22,8 +23,12 @@ pub(super) struct Scratch {
 impl Scratch {
     /// A copy of `real`'s schema (an empty one for a new database); the flag
     /// is false when some object could not be recreated there.
-    pub fn new(real: Option<&Connection>) -> Result<(Scratch, bool)> {
+    /// `extensions` are loaded first: the copy must know their functions and
+    /// modules (a `vec0` virtual table, a CHECK calling `vec_length`) to be
+    /// seeded and to follow the migrations (issue 11).
+    pub fn new(real: Option<&Connection>, extensions: &[PathBuf]) -> Result<(Scratch, bool)> {
         let conn = Connection::open_in_memory().map_err(|e| Error::from_sqlite(":memory:", e))?;
+        crate::db::extensions::load(&conn, extensions)?;
         let complete = match real {
             Some(real) => seed(real, &conn).unwrap_or(false),
             None => true,
