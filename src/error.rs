@@ -36,6 +36,9 @@ pub enum Error {
     #[error("{}", crate::plan::describe(.0))]
     Blocked(Vec<Problem>),
 
+    #[error("{}", crate::source::describe(.0))]
+    UndefinedPlaceholders(Vec<crate::source::FileError>),
+
     #[error("{path}:{line}: `{keyword}` cannot run inside the migration's transaction")]
     Hostile {
         path: PathBuf,

@@ -57,6 +57,7 @@ pub fn code_of(e: &Error) -> i32 {
         | Error::NewMigration { .. }
         | Error::Output { .. } => code::USAGE,
         Error::Source(_)
+        | Error::UndefinedPlaceholders(_)
         | Error::Blocked(_)
         | Error::Hostile { .. }
         | Error::Declined { .. }
@@ -99,6 +100,9 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::Output { .. } => return None,
         Error::Source(_) => "rename or fix the file(s): every .sql file in the migrations folder must be \
              <version>_<name>.sql (or .up.sql/.down.sql) with valid markers; nothing was changed"
+            .into(),
+        Error::UndefinedPlaceholders(_) => "nothing was changed. Give each placeholder a value: \
+             `[placeholders]` in backstop.toml (NAME = \"value\"), or --placeholder NAME=VALUE"
             .into(),
         Error::Blocked(_) => "nothing was changed. Restore the edited or missing file from version control, \
              put new changes in a new migration (backstop new NAME), run `backstop repair VERSION` to \
@@ -224,6 +228,7 @@ mod tests {
             ),
             (Error::Output { source: io() }, 2),
             (Error::Source(vec![]), 3),
+            (Error::UndefinedPlaceholders(vec![]), 3),
             (Error::Blocked(vec![]), 3),
             (
                 Error::Hostile {
