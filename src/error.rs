@@ -46,6 +46,12 @@ pub enum Error {
         keyword: String,
     },
 
+    #[error("{0}")]
+    SchemaMismatch(Box<crate::inspect::Mismatch>),
+
+    #[error("{0}")]
+    Adopt(Box<crate::adopt::Refusal>),
+
     #[error("{what}: declined, nothing was changed")]
     Declined { what: String },
 

@@ -60,6 +60,8 @@ pub fn code_of(e: &Error) -> i32 {
         | Error::UndefinedPlaceholders(_)
         | Error::Blocked(_)
         | Error::Hostile { .. }
+        | Error::SchemaMismatch(_)
+        | Error::Adopt(_)
         | Error::Declined { .. }
         | Error::NeedsConfirmation { .. }
         | Error::NoDown { .. }
@@ -111,6 +113,11 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::Hostile { .. } => "nothing was changed. Mark the section `-- migrate:up transaction:false` \
              (goose: `-- +goose NO TRANSACTION`) to run it outside a transaction; it is then protected by the backup only"
             .into(),
+        Error::SchemaMismatch(_) => "nothing was recorded. Record only what the database really has \
+             (`backstop baseline VERSION`) and let `backstop up` run the rest, or pass --force to \
+             record these migrations anyway"
+            .into(),
+        Error::Adopt(r) => adopt_hint(&r.problem),
         Error::Declined { .. } => return None,
         Error::NeedsConfirmation { flag, .. } => format!("pass {flag} to go ahead without a prompt"),
         Error::NoDown { .. } => "add a `-- migrate:down` section to the file, or restore a backup instead (backstop restore)".into(),
@@ -144,6 +151,31 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::Scratch { .. } => "nothing was changed; check the temporary folder (TMPDIR) and its free space".into(),
         Error::Interrupted => return None,
     })
+}
+
+fn adopt_hint(problem: &crate::adopt::Problem) -> String {
+    use crate::adopt::Problem;
+    match problem {
+        Problem::NoTable => "nothing was changed. If another tool's table has a name of its own, \
+             or a script built the database, record what it has with `backstop baseline VERSION`"
+            .into(),
+        Problem::NotThere(_) => "nothing was changed. Leave out --from to let backstop look for \
+             the table, or check --database"
+            .into(),
+        Problem::Several(_) => "nothing was changed. Pass --from TOOL with the tool that \
+             migrated this database last"
+            .into(),
+        Problem::Failed { .. } => "nothing was changed. Finish or undo the failed migration as \
+             described, then run `backstop adopt` again"
+            .into(),
+        Problem::Edited { .. } => "nothing was changed. Put the files back as they were applied \
+             (version control), or pass --accept-edits to record them as they are now (their new \
+             text is not run)"
+            .into(),
+        Problem::NoJournal(_) => "nothing was changed. Point --migrations at drizzle's output \
+             folder (the one holding meta/_journal.json)"
+            .into(),
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +268,24 @@ mod tests {
                     line: 1,
                     keyword: "BEGIN".into(),
                 },
+                3,
+            ),
+            (
+                Error::SchemaMismatch(Box::new(crate::inspect::Mismatch {
+                    database: p(),
+                    upto: "1".into(),
+                    missing: vec![],
+                    unexpected: vec![],
+                    changed: vec![],
+                    unfollowed: vec![],
+                })),
+                3,
+            ),
+            (
+                Error::Adopt(Box::new(crate::adopt::Refusal {
+                    database: p(),
+                    problem: crate::adopt::Problem::NoTable,
+                })),
                 3,
             ),
             (Error::Declined { what: "x".into() }, 3),

@@ -171,9 +171,29 @@ fn dispatch(
         Command::Repair { version, no_backup } => {
             cmd::repair::run(settings, ui, signals, &version, no_backup)
         }
-        Command::Baseline { version, no_backup } => {
-            cmd::baseline::run(settings, ui, signals, &version, no_backup)
-        }
+        Command::Baseline {
+            version,
+            force,
+            no_backup,
+        } => cmd::baseline::run(settings, ui, signals, &version, force, no_backup),
+        Command::Adopt {
+            from,
+            dry_run,
+            accept_edits,
+            force,
+            no_backup,
+        } => cmd::adopt::run(
+            settings,
+            ui,
+            signals,
+            &crate::adopt::AdoptOptions {
+                from: from.map(Into::into),
+                accept_edits,
+                force,
+                no_backup,
+            },
+            dry_run,
+        ),
         Command::Log => cmd::log::run(settings, ui),
         Command::Completions { .. } => Ok(Exit::Ok),
     }

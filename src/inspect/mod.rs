@@ -5,6 +5,7 @@
 
 mod action;
 mod destructive;
+mod replay;
 mod scratch;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use rusqlite::Connection;
 
 pub use action::Action;
 pub use destructive::Destructive;
+pub use replay::{check_schema, Mismatch};
 
 use crate::error::{Error, Result};
 use crate::migration::{Migration, Section};

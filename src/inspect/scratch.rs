@@ -64,18 +64,35 @@ impl Scratch {
     pub fn walk(
         &self,
         section: &Section,
-        mut each: impl FnMut(&[Action], Option<String>, usize) -> Result<()>,
+        each: impl FnMut(&[Action], Option<String>, usize) -> Result<()>,
     ) -> Result<bool> {
+        self.walk_noting(section, each).map(|stops| stops.is_empty())
+    }
+
+    /// `walk`, returning where and why the copy could not follow the section:
+    /// the statements that failed when replayed, and the one that could not be
+    /// prepared (which ends the walk). Empty when every statement was followed.
+    pub fn walk_noting(
+        &self,
+        section: &Section,
+        mut each: impl FnMut(&[Action], Option<String>, usize) -> Result<()>,
+    ) -> Result<Vec<Stop>> {
         let scratch = &self.conn;
         let log = &self.log;
         let mut script = Script::new(section);
-        let mut followed = true;
+        let mut stops = Vec::new();
         loop {
             clear(log);
             let mut st = match script.next(scratch) {
                 Ok(Some(st)) => st,
-                Ok(None) => return Ok(followed),
-                Err(_) => return Ok(false),
+                Ok(None) => return Ok(stops),
+                Err(e) => {
+                    stops.push(Stop {
+                        line: e.line,
+                        message: crate::apply::message(&e.error),
+                    });
+                    return Ok(stops);
+                }
             };
             let actions = take(log);
             let mut hostile = actions.iter().find_map(Action::hostile);
@@ -92,11 +109,23 @@ impl Scratch {
             // (ATTACH would touch a real file). A statement that fails only on the
             // empty copy does not stop the scan of the statements after it.
             let schema_change = actions.iter().any(Action::changes_schema);
-            if hostile.is_none() && schema_change && !replay(scratch, &mut st) {
-                followed = false;
+            if hostile.is_none() && schema_change {
+                if let Err(message) = replay(scratch, &mut st) {
+                    stops.push(Stop {
+                        line: st.line,
+                        message,
+                    });
+                }
             }
         }
     }
+}
+
+/// A statement the copy could not follow: its line in the file and SQLite's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub line: usize,
+    pub message: String,
 }
 
 fn clear(log: &Arc<Mutex<Vec<Action>>>) {
@@ -116,17 +145,20 @@ fn take(log: &Arc<Mutex<Vec<Action>>>) -> Vec<Action> {
 /// (say, an INSERT fed by a recursive CTE), which only the real run should do.
 const REPLAY_STEPS: u64 = 5_000_000;
 
-/// Runs `sql` on the copy within `REPLAY_STEPS`; false if it failed or was
-/// stopped (the section then counts as not followed).
-fn replay(scratch: &Connection, st: &mut crate::script::Statement<'_, '_>) -> bool {
+/// Runs `sql` on the copy within `REPLAY_STEPS`; SQLite's message if it
+/// failed or was stopped (the section then counts as not followed).
+fn replay(
+    scratch: &Connection,
+    st: &mut crate::script::Statement<'_, '_>,
+) -> std::result::Result<(), String> {
     let steps = AtomicU64::new(0);
     scratch.progress_handler(
         1_000,
         Some(move || steps.fetch_add(1_000, Ordering::Relaxed) >= REPLAY_STEPS),
     );
-    let ok = st.run().is_ok();
+    let ran = st.run().map_err(|e| crate::apply::message(&e));
     scratch.progress_handler(0, None::<fn() -> bool>);
-    ok
+    ran
 }
 
 /// Copies the real schema (no rows) into the scratch database. Returns false if
