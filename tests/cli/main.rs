@@ -4,6 +4,7 @@
 mod pty;
 mod sandbox;
 
+mod adopt;
 mod backups;
 mod faults;
 mod output;
