@@ -7,6 +7,7 @@ mod sandbox;
 mod adopt;
 mod backups;
 mod faults;
+mod layouts;
 mod output;
 mod settings;
 mod spine;
