@@ -71,9 +71,9 @@ pub fn preview(settings: &Settings, arg: &str, force: bool) -> Result<Todo> {
             .filter(|e| e.version.key() <= &bound || e.row.is_some())
             .filter_map(|e| e.file)
             .collect();
-        let conn = project
-            .conn()
-            .ok_or_else(|| Error::NoDatabase { path: settings.database.clone() })?;
+        let conn = project.conn().ok_or_else(|| Error::NoDatabase {
+            path: settings.database.clone(),
+        })?;
         crate::adopt::check(settings, &project, conn, &expected)?;
     }
     Ok(Todo {

@@ -57,10 +57,11 @@ pub struct RestoreReport {
 /// Verifies `backup` (SHA-256 against its manifest, quick_check) and looks at the
 /// live database. Changes nothing.
 pub fn preview(settings: &Settings, backup_path: &Path) -> Result<Preview> {
-    let manifest = backup::verify(backup_path, &settings.extensions).map_err(|problem| Error::Restore {
-        backup: backup_path.to_path_buf(),
-        problem,
-    })?;
+    let manifest =
+        backup::verify(backup_path, &settings.extensions).map_err(|problem| Error::Restore {
+            backup: backup_path.to_path_buf(),
+            problem,
+        })?;
     let database = settings.database.clone();
     let current = inspect_current(
         &database,

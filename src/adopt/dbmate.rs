@@ -16,7 +16,11 @@ use crate::migration::Migration;
 
 pub(crate) const TABLE: &str = "schema_migrations";
 
-pub(crate) fn read(conn: &Connection, files: &[Migration], _dir: &Path) -> rusqlite::Result<Reading> {
+pub(crate) fn read(
+    conn: &Connection,
+    files: &[Migration],
+    _dir: &Path,
+) -> rusqlite::Result<Reading> {
     let mut reading = Reading::default();
     let recorded: BTreeMap<String, Option<String>> =
         reading::rows(conn, "SELECT version FROM schema_migrations")?
@@ -24,7 +28,8 @@ pub(crate) fn read(conn: &Connection, files: &[Migration], _dir: &Path) -> rusql
             .filter_map(|r| reading::text(&r[0]))
             .map(|v| (v, None))
             .collect();
-    let version_of = |m: &Migration| reading::leading_digits(reading::file_name(m)).map(str::to_owned);
+    let version_of =
+        |m: &Migration| reading::leading_digits(reading::file_name(m)).map(str::to_owned);
     // dbmate reads only the leading digits: files that share them (dated names
     // such as 2025_10_09_… all read as 2025) share one record.
     let mut by_version: BTreeMap<String, Vec<&str>> = BTreeMap::new();
@@ -33,7 +38,10 @@ pub(crate) fn read(conn: &Connection, files: &[Migration], _dir: &Path) -> rusql
             by_version.entry(v).or_default().push(reading::file_name(m));
         }
     }
-    for (v, names) in by_version.iter().filter(|(v, n)| n.len() > 1 && recorded.contains_key(*v)) {
+    for (v, names) in by_version
+        .iter()
+        .filter(|(v, n)| n.len() > 1 && recorded.contains_key(*v))
+    {
         reading.notes.push(format!(
             "dbmate reads only the digits a file name starts with: its version {v} stands for {} \
              files ({}), and dbmate counts all of them as applied",

@@ -16,7 +16,11 @@ use crate::migration::Migration;
 
 pub(crate) const TABLE: &str = "__diesel_schema_migrations";
 
-pub(crate) fn read(conn: &Connection, files: &[Migration], _dir: &Path) -> rusqlite::Result<Reading> {
+pub(crate) fn read(
+    conn: &Connection,
+    files: &[Migration],
+    _dir: &Path,
+) -> rusqlite::Result<Reading> {
     let mut reading = Reading::default();
     let recorded: BTreeMap<String, Option<String>> =
         reading::rows(conn, "SELECT version FROM __diesel_schema_migrations")?

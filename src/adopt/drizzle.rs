@@ -41,7 +41,11 @@ fn read_journal(dir: &Path) -> Result<Journal, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-pub(crate) fn read(conn: &Connection, files: &[Migration], dir: &Path) -> rusqlite::Result<Reading> {
+pub(crate) fn read(
+    conn: &Connection,
+    files: &[Migration],
+    dir: &Path,
+) -> rusqlite::Result<Reading> {
     let mut reading = Reading::default();
     let Ok(journal) = read_journal(dir) else {
         return Ok(reading);
@@ -66,7 +70,11 @@ pub(crate) fn read(conn: &Connection, files: &[Migration], dir: &Path) -> rusqli
     reading.match_files(
         files,
         &recorded,
-        |m| reading::file_name(m).strip_suffix(".sql").map(str::to_owned),
+        |m| {
+            reading::file_name(m)
+                .strip_suffix(".sql")
+                .map(str::to_owned)
+        },
         Some(hash_of),
     );
     Ok(reading)

@@ -29,7 +29,11 @@ enum Row {
     Gone,
 }
 
-pub(crate) fn read(conn: &Connection, files: &[Migration], _dir: &Path) -> rusqlite::Result<Reading> {
+pub(crate) fn read(
+    conn: &Connection,
+    files: &[Migration],
+    _dir: &Path,
+) -> rusqlite::Result<Reading> {
     let mut reading = Reading::default();
     let mut latest: BTreeMap<String, Row> = BTreeMap::new();
     let mut repeatable = 0;
@@ -38,7 +42,9 @@ pub(crate) fn read(conn: &Connection, files: &[Migration], _dir: &Path) -> rusql
         "SELECT version, type, checksum, success, script FROM flyway_schema_history
          ORDER BY installed_rank",
     )? {
-        let kind = reading::text(&row[1]).unwrap_or_default().to_ascii_uppercase();
+        let kind = reading::text(&row[1])
+            .unwrap_or_default()
+            .to_ascii_uppercase();
         let Some(written) = reading::text(&row[0]) else {
             repeatable += usize::from(kind != "SCHEMA");
             continue;

@@ -21,7 +21,11 @@ pub(crate) fn owns(columns: &[String]) -> bool {
     columns.iter().any(|c| c == "dirty")
 }
 
-pub(crate) fn read(conn: &Connection, files: &[Migration], _dir: &Path) -> rusqlite::Result<Reading> {
+pub(crate) fn read(
+    conn: &Connection,
+    files: &[Migration],
+    _dir: &Path,
+) -> rusqlite::Result<Reading> {
     let mut reading = Reading::default();
     let rows = reading::rows(conn, "SELECT version, dirty FROM schema_migrations")?;
     if rows.len() > 1 {
@@ -48,7 +52,9 @@ pub(crate) fn read(conn: &Connection, files: &[Migration], _dir: &Path) -> rusql
     let version_of = |m: &Migration| {
         let name = reading::file_name(m);
         let digits = reading::leading_digits(name)?;
-        name[digits.len()..].starts_with('_').then(|| digits.parse::<u64>().ok())?
+        name[digits.len()..]
+            .starts_with('_')
+            .then(|| digits.parse::<u64>().ok())?
     };
     let recorded: BTreeMap<String, Option<String>> = files
         .iter()
@@ -59,6 +65,11 @@ pub(crate) fn read(conn: &Connection, files: &[Migration], _dir: &Path) -> rusql
     if !files.iter().filter_map(version_of).any(|v| v == at as u64) {
         reading.without_file.push(at.to_string());
     }
-    reading.match_files(files, &recorded, |m| version_of(m).map(|v| v.to_string()), None);
+    reading.match_files(
+        files,
+        &recorded,
+        |m| version_of(m).map(|v| v.to_string()),
+        None,
+    );
     Ok(reading)
 }

@@ -16,14 +16,20 @@ use crate::migration::Migration;
 
 pub(crate) const TABLE: &str = "goose_db_version";
 
-pub(crate) fn read(conn: &Connection, files: &[Migration], _dir: &Path) -> rusqlite::Result<Reading> {
+pub(crate) fn read(
+    conn: &Connection,
+    files: &[Migration],
+    _dir: &Path,
+) -> rusqlite::Result<Reading> {
     let mut reading = Reading::default();
     let mut latest: BTreeMap<String, bool> = BTreeMap::new();
     for row in reading::rows(
         conn,
         "SELECT version_id, is_applied FROM goose_db_version ORDER BY id DESC",
     )? {
-        let Some(v) = reading::number(&row[0]) else { continue };
+        let Some(v) = reading::number(&row[0]) else {
+            continue;
+        };
         if v == 0 {
             continue;
         }

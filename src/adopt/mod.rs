@@ -167,7 +167,11 @@ impl fmt::Display for Refusal {
                 golang_migrate::TABLE
             ),
             Problem::NotThere(tool) => {
-                write!(f, "{db} has no {} table ({tool}'s tracking table)", tool.table())
+                write!(
+                    f,
+                    "{db} has no {} table ({tool}'s tracking table)",
+                    tool.table()
+                )
             }
             Problem::Several(tools) => {
                 let named: Vec<String> = tools

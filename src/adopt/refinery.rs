@@ -19,7 +19,11 @@ use crate::migration::Migration;
 
 pub(crate) const TABLE: &str = "refinery_schema_history";
 
-pub(crate) fn read(conn: &Connection, files: &[Migration], _dir: &Path) -> rusqlite::Result<Reading> {
+pub(crate) fn read(
+    conn: &Connection,
+    files: &[Migration],
+    _dir: &Path,
+) -> rusqlite::Result<Reading> {
     let mut reading = Reading::default();
     let recorded: BTreeMap<String, Option<String>> = reading::rows(
         conn,

@@ -19,11 +19,20 @@ use crate::migration::Migration;
 
 pub(crate) const TABLE: &str = "_sqlx_migrations";
 
-pub(crate) fn read(conn: &Connection, files: &[Migration], _dir: &Path) -> rusqlite::Result<Reading> {
+pub(crate) fn read(
+    conn: &Connection,
+    files: &[Migration],
+    _dir: &Path,
+) -> rusqlite::Result<Reading> {
     let mut reading = Reading::default();
     let mut recorded = BTreeMap::new();
-    for row in reading::rows(conn, "SELECT version, success, checksum FROM _sqlx_migrations")? {
-        let Some(version) = reading::text(&row[0]) else { continue };
+    for row in reading::rows(
+        conn,
+        "SELECT version, success, checksum FROM _sqlx_migrations",
+    )? {
+        let Some(version) = reading::text(&row[0]) else {
+            continue;
+        };
         if reading::number(&row[1]) != Some(1) {
             reading.failed.push(format!(
                 "sqlx recorded migration {version} as failed (success = false): it may have run \

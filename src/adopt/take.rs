@@ -81,9 +81,9 @@ pub fn preview(settings: &Settings, opts: &AdoptOptions) -> Result<Preview> {
         }))
     };
     let sqlite = |e| Error::from_sqlite(database, e);
-    let conn = project
-        .conn()
-        .ok_or_else(|| Error::NoDatabase { path: database.clone() })?;
+    let conn = project.conn().ok_or_else(|| Error::NoDatabase {
+        path: database.clone(),
+    })?;
     let found = present(conn).map_err(sqlite)?;
     let tool = match (opts.from, found.as_slice()) {
         (Some(t), _) if found.contains(&t) => t,
@@ -109,10 +109,18 @@ pub fn preview(settings: &Settings, opts: &AdoptOptions) -> Result<Preview> {
         .applied
         .iter()
         .filter(|c| c.checksum == Kept::Differs)
-        .map(|c| (files[c.file].path.clone(), files[c.file].version.to_string()))
+        .map(|c| {
+            (
+                files[c.file].path.clone(),
+                files[c.file].version.to_string(),
+            )
+        })
         .collect();
     if !edited.is_empty() && !opts.accept_edits {
-        return Err(refuse(Problem::Edited { tool, files: edited }));
+        return Err(refuse(Problem::Edited {
+            tool,
+            files: edited,
+        }));
     }
     // backstop's own rows win: an edited or missing one is sorted out first.
     let plan = project.plan();
@@ -153,7 +161,8 @@ pub fn preview(settings: &Settings, opts: &AdoptOptions) -> Result<Preview> {
     if !opts.force && !record.is_empty() {
         // The database must already hold what is recorded and what backstop
         // recorded before: replay both, in order, and compare.
-        let expected: Vec<&Migration> = files.iter().filter(|m| claimed(m) || recorded(m)).collect();
+        let expected: Vec<&Migration> =
+            files.iter().filter(|m| claimed(m) || recorded(m)).collect();
         check(settings, &project, conn, &expected)?;
     }
     Ok(Preview {

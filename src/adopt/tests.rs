@@ -87,7 +87,8 @@ fn golang_migrate_is_told_from_dbmate_and_its_dirty_flag_refuses() {
         applied(Tool::GolangMigrate, &conn, &files, dir.path()),
         [("1".into(), Kept::Nothing), ("2".into(), Kept::Nothing)]
     );
-    conn.execute_batch("UPDATE schema_migrations SET dirty = 1").unwrap();
+    conn.execute_batch("UPDATE schema_migrations SET dirty = 1")
+        .unwrap();
     let r = Tool::GolangMigrate.read(&conn, &files, dir.path()).unwrap();
     assert!(r.failed[0].contains("dirty"), "{:?}", r.failed);
 }
@@ -97,8 +98,18 @@ fn sqlx_checksums_and_failed_rows() {
     use sha2::{Digest, Sha384};
     let dir = tempfile::tempdir().unwrap();
     let files = [
-        file(dir.path(), "20240101000000_a.sql", num(20240101000000), "CREATE TABLE a(x);\n"),
-        file(dir.path(), "20240102000000_b.sql", num(20240102000000), "CREATE TABLE b(x);\n"),
+        file(
+            dir.path(),
+            "20240101000000_a.sql",
+            num(20240101000000),
+            "CREATE TABLE a(x);\n",
+        ),
+        file(
+            dir.path(),
+            "20240102000000_b.sql",
+            num(20240102000000),
+            "CREATE TABLE b(x);\n",
+        ),
     ];
     let conn = Connection::open_in_memory().unwrap();
     conn.execute_batch(
@@ -136,7 +147,12 @@ fn flyway_rows_undo_baseline_and_crc32() {
     let v = |s: &str| Layout::Flyway.recorded(s);
     let files = [
         file(dir.path(), "V1__a.sql", v("1"), "CREATE TABLE a(x);\n"),
-        file(dir.path(), "V1_1__b.sql", v("1.1"), "CREATE TABLE b(x);\r\n"),
+        file(
+            dir.path(),
+            "V1_1__b.sql",
+            v("1.1"),
+            "CREATE TABLE b(x);\r\n",
+        ),
         file(dir.path(), "V2__c.sql", v("2"), "CREATE TABLE c(x);\n"),
         file(dir.path(), "V3__d.sql", v("3"), "CREATE TABLE d(x);\n"),
     ];
@@ -159,9 +175,27 @@ fn flyway_rows_undo_baseline_and_crc32() {
         .unwrap();
     };
     row(1, "1", "BASELINE", "<< Flyway Baseline >>", None);
-    row(2, "1.1", "SQL", "V1_1__b.sql", Some(crc("CREATE TABLE b(x);\n")));
-    row(3, "2.0", "SQL", "V2__c.sql", Some(crc("CREATE TABLE c(x, y);")));
-    row(4, "3", "SQL", "V3__d.sql", Some(crc("CREATE TABLE d(x);\n")));
+    row(
+        2,
+        "1.1",
+        "SQL",
+        "V1_1__b.sql",
+        Some(crc("CREATE TABLE b(x);\n")),
+    );
+    row(
+        3,
+        "2.0",
+        "SQL",
+        "V2__c.sql",
+        Some(crc("CREATE TABLE c(x, y);")),
+    );
+    row(
+        4,
+        "3",
+        "SQL",
+        "V3__d.sql",
+        Some(crc("CREATE TABLE d(x);\n")),
+    );
     row(5, "3", "UNDO_SQL", "U3__d.sql", None);
     assert_eq!(
         applied(Tool::Flyway, &conn, &files, dir.path()),
@@ -182,7 +216,12 @@ fn refinery_checksum_is_siphash_of_name_version_and_sql() {
     use std::hash::{Hash, Hasher};
     let dir = tempfile::tempdir().unwrap();
     let sql = "CREATE TABLE persons (id int);";
-    let files = [file(dir.path(), "V1__initial.sql", Layout::Flyway.recorded("1"), sql)];
+    let files = [file(
+        dir.path(),
+        "V1__initial.sql",
+        Layout::Flyway.recorded("1"),
+        sql,
+    )];
     let mut h = siphasher::sip::SipHasher13::new();
     "initial".hash(&mut h);
     1_i32.hash(&mut h);
@@ -230,7 +269,10 @@ fn drizzle_counts_journal_entries_up_to_the_newest_row() {
     )
     .unwrap();
     let hash = |s: &str| format!("{:x}", Sha256::digest(s.as_bytes()));
-    for (sql, when) in [("CREATE TABLE a(x);", 1700000000000_i64), ("CHANGED", 1700000001000)] {
+    for (sql, when) in [
+        ("CREATE TABLE a(x);", 1700000000000_i64),
+        ("CHANGED", 1700000001000),
+    ] {
         conn.execute(
             r#"INSERT INTO "__drizzle_migrations" ("hash", "created_at") VALUES (?1, ?2)"#,
             rusqlite::params![hash(sql), when],

@@ -219,8 +219,7 @@ pub fn take(req: &Request<'_>, obs: &mut dyn Observer) -> Result<BackupInfo> {
         database: req.database,
         bytes: size,
     });
-    let copied = copy::copy_verified(req, tmp.as_file(), tmp.path(), obs)
-        .map_err(fail)?;
+    let copied = copy::copy_verified(req, tmp.as_file(), tmp.path(), obs).map_err(fail)?;
     let manifest = Manifest {
         source,
         created_at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -47,7 +47,10 @@ impl fmt::Display for Mismatch {
             write!(f, "\n  missing from the database: {object} (made by {by})")?;
         }
         for (object, by) in &self.changed {
-            write!(f, "\n  different in the database: {object} (last made by {by})")?;
+            write!(
+                f,
+                "\n  different in the database: {object} (last made by {by})"
+            )?;
         }
         for object in &self.unexpected {
             write!(f, "\n  not made by these migrations: {object}")?;
@@ -112,7 +115,8 @@ pub fn check_schema(
 /// `schema` without the objects that belong to the `ignored` tables (their
 /// indexes and triggers too), as `conn` names them.
 fn without(mut schema: Schema, conn: &Connection, ignored: &[&str]) -> rusqlite::Result<Schema> {
-    let mut stmt = conn.prepare("SELECT type || ' ' || name FROM sqlite_schema WHERE tbl_name = ?1")?;
+    let mut stmt =
+        conn.prepare("SELECT type || ' ' || name FROM sqlite_schema WHERE tbl_name = ?1")?;
     for table in ignored {
         let keys: Vec<String> = stmt
             .query_map([table], |r| r.get(0))?
@@ -147,7 +151,13 @@ mod tests {
         let real = Connection::open_in_memory().unwrap();
         real.execute_batch(real_sql).unwrap();
         let steps: Vec<(&Migration, &Section)> = files.iter().map(|m| (m, &m.up)).collect();
-        check_schema(&real, Path::new("app.db"), &steps, &[], &["schema_migrations"])
+        check_schema(
+            &real,
+            Path::new("app.db"),
+            &steps,
+            &[],
+            &["schema_migrations"],
+        )
     }
 
     #[test]
@@ -180,14 +190,23 @@ mod tests {
         assert_eq!(mm.unexpected, vec!["table c".to_string()]);
         assert_eq!(mm.upto, "3");
         let msg = err.to_string();
-        assert!(msg.contains("missing from the database: table b (made by 2)"), "{msg}");
+        assert!(
+            msg.contains("missing from the database: table b (made by 2)"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn a_statement_that_cannot_be_replayed_is_named() {
-        let files = [m(1, "CREATE TABLE a(x);\nCREATE TABLE b AS SELECT nosuch(x) FROM a;")];
+        let files = [m(
+            1,
+            "CREATE TABLE a(x);\nCREATE TABLE b AS SELECT nosuch(x) FROM a;",
+        )];
         let err = check("CREATE TABLE a(x); CREATE TABLE b(y);", &files).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("1_m1.sql:2:") && msg.contains("nosuch"), "{msg}");
+        assert!(
+            msg.contains("1_m1.sql:2:") && msg.contains("nosuch"),
+            "{msg}"
+        );
     }
 }

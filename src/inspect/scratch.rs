@@ -66,7 +66,8 @@ impl Scratch {
         section: &Section,
         each: impl FnMut(&[Action], Option<String>, usize) -> Result<()>,
     ) -> Result<bool> {
-        self.walk_noting(section, each).map(|stops| stops.is_empty())
+        self.walk_noting(section, each)
+            .map(|stops| stops.is_empty())
     }
 
     /// `walk`, returning where and why the copy could not follow the section:

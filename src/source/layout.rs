@@ -186,13 +186,7 @@ fn diesel_folder(version: &Version) -> String {
     if shown != id || id.len() != 14 || !id.bytes().all(|b| b.is_ascii_digit()) {
         return shown.to_owned();
     }
-    format!(
-        "{}-{}-{}-{}",
-        &id[..4],
-        &id[4..6],
-        &id[6..8],
-        &id[8..]
-    )
+    format!("{}-{}-{}-{}", &id[..4], &id[4..6], &id[6..8], &id[8..])
 }
 
 /// `YYYY_MM_DD[_HHMM[SS]]_name` (or with dashes): the version part and the name.

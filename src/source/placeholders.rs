@@ -37,10 +37,7 @@ pub fn substitute_all<'s>(
     for s in sections {
         match substitute(s, values) {
             Ok(None) => out.push(Cow::Borrowed(s)),
-            Ok(Some(text)) => out.push(Cow::Owned(Section {
-                text,
-                ..s.clone()
-            })),
+            Ok(Some(text)) => out.push(Cow::Owned(Section { text, ..s.clone() })),
             Err(mut e) => undefined.append(&mut e),
         }
     }
@@ -136,17 +133,18 @@ mod tests {
             got,
             "CREATE TABLE app_users (x); -- owner ops\nSELECT '$', '${ x }', '${';"
         );
-        assert_eq!(substitute(&section("SELECT 1;"), &values(&[])).unwrap(), None);
+        assert_eq!(
+            substitute(&section("SELECT 1;"), &values(&[])).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn undefined_ones_are_all_named_with_their_lines() {
         let s = section("SELECT 1;\nSELECT ${a}, ${b};\n\nSELECT ${a};");
         let errors = substitute(&s, &values(&[("b", "2")])).unwrap_err();
-        let found: Vec<(Option<usize>, String)> = errors
-            .iter()
-            .map(|e| (e.line, e.to_string()))
-            .collect();
+        let found: Vec<(Option<usize>, String)> =
+            errors.iter().map(|e| (e.line, e.to_string())).collect();
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(found[0].0, Some(4));
         assert_eq!(found[1].0, Some(6));

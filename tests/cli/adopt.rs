@@ -14,7 +14,9 @@ const C: &str = "-- migrate:up\nCREATE TABLE c (z);\n-- migrate:down\nDROP TABLE
 /// Three numbered migrations; the database has what the first two make.
 fn numbered(names: [&str; 3]) -> Sandbox {
     let s = Sandbox::new();
-    s.migration(names[0], A).migration(names[1], B).migration(names[2], C);
+    s.migration(names[0], A)
+        .migration(names[1], B)
+        .migration(names[2], C);
     s.conn()
         .execute_batch("CREATE TABLE a (x); CREATE TABLE b (y);")
         .expect("schema");
@@ -29,8 +31,11 @@ fn dbmate_table(s: &Sandbox, versions: &[&str]) {
     )
     .expect("dbmate table");
     for v in versions {
-        conn.execute(r#"insert into "schema_migrations" (version) values (?1)"#, [v])
-            .expect("dbmate row");
+        conn.execute(
+            r#"insert into "schema_migrations" (version) values (?1)"#,
+            [v],
+        )
+        .expect("dbmate row");
     }
 }
 
@@ -91,18 +96,26 @@ fn adopt_from_dbmate_records_its_migrations_after_a_backup_and_leaves_its_table(
         .stderr_has("dry run: nothing was changed");
     // Without a terminal it needs --yes.
     s.refuses(&["adopt"], 3).stderr_has("--yes");
-    s.run(&["adopt", "--yes"]).code(0).stderr_has("recorded 2 migration(s)");
+    s.run(&["adopt", "--yes"])
+        .code(0)
+        .stderr_has("recorded 2 migration(s)");
     assert_eq!(s.applied(), vec![1, 2]);
     assert_eq!(s.backups().len(), 1);
     assert!(s.backups()[0].to_string_lossy().contains(".before-adopt."));
-    assert_eq!(table_hash(&s, "schema_migrations"), theirs, "dbmate's table changed");
+    assert_eq!(
+        table_hash(&s, "schema_migrations"),
+        theirs,
+        "dbmate's table changed"
+    );
     let log = s.run(&["log", "--json"]).code(0).json();
     assert_eq!(log["runs"][0]["command"], "adopt");
     assert_eq!(log["runs"][0]["detail"]["from"], "dbmate");
     s.run(&["up"]).code(0).stdout_has("applied 1 migration(s)");
     assert!(s.table_exists("c"));
     // Adopting again records nothing.
-    s.run(&["adopt", "--yes"]).code(0).stderr_has("nothing to record");
+    s.run(&["adopt", "--yes"])
+        .code(0)
+        .stderr_has("nothing to record");
 }
 
 #[test]
@@ -123,7 +136,13 @@ fn adopt_refuses_a_schema_that_lacks_what_the_migrations_make_unless_forced() {
 #[test]
 fn adopt_from_sqlx_compares_its_sha384_and_refuses_edits_unless_accepted() {
     let s = numbered(["1_a.sql", "2_b.sql", "3_c.sql"]);
-    sqlx_table(&s, &[(1, A, true), (2, "-- migrate:up\nCREATE TABLE b (y); -- old\n", true)]);
+    sqlx_table(
+        &s,
+        &[
+            (1, A, true),
+            (2, "-- migrate:up\nCREATE TABLE b (y); -- old\n", true),
+        ],
+    );
     s.refuses(&["adopt", "--yes"], 3)
         .stderr_has("changed since sqlx applied them")
         .stderr_has("2_b.sql")
@@ -172,8 +191,14 @@ fn adopt_refuses_failed_and_dirty_records_with_what_to_do() {
 #[test]
 fn adopt_from_goose_takes_the_latest_row_of_each_version() {
     let s = Sandbox::new();
-    s.migration("00001_a.sql", "-- +goose Up\nCREATE TABLE a (x);\n-- +goose Down\nDROP TABLE a;\n")
-        .migration("00002_b.sql", "-- +goose Up\nCREATE TABLE b (y);\n-- +goose Down\nDROP TABLE b;\n");
+    s.migration(
+        "00001_a.sql",
+        "-- +goose Up\nCREATE TABLE a (x);\n-- +goose Down\nDROP TABLE a;\n",
+    )
+    .migration(
+        "00002_b.sql",
+        "-- +goose Up\nCREATE TABLE b (y);\n-- +goose Down\nDROP TABLE b;\n",
+    );
     // goose `internal/dialect/dialectquery/sqlite3.go`: CreateTable, InsertVersion;
     // version 0 is written when the table is made; 2 was applied, then rolled back.
     s.conn()
@@ -187,7 +212,9 @@ fn adopt_from_goose_takes_the_latest_row_of_each_version() {
              CREATE TABLE a (x);",
         )
         .expect("goose table");
-    s.run(&["adopt", "--yes"]).code(0).stderr_has("record 00001");
+    s.run(&["adopt", "--yes"])
+        .code(0)
+        .stderr_has("record 00001");
     assert_eq!(s.applied(), vec![1]);
     s.run(&["up"]).code(0);
     assert_eq!(s.applied(), vec![1, 2]);
@@ -254,7 +281,13 @@ fn adopt_from_flyway_reads_dotted_versions_its_crc32_and_undo_rows() {
         .expect("flyway row");
     };
     row(1, "1", "SQL", "V1__init.sql", crc("CREATE TABLE a (x);\n"));
-    row(2, "1.1", "SQL", "V1_1__more.sql", crc("CREATE TABLE b (y);\n"));
+    row(
+        2,
+        "1.1",
+        "SQL",
+        "V1_1__more.sql",
+        crc("CREATE TABLE b (y);\n"),
+    );
     row(3, "2", "SQL", "V2__last.sql", crc("CREATE TABLE c (z);\n"));
     row(4, "2", "UNDO_SQL", "U2__last.sql", 0);
     drop(conn);
@@ -270,9 +303,15 @@ fn adopt_from_flyway_reads_dotted_versions_its_crc32_and_undo_rows() {
 #[test]
 fn adopt_from_diesel_matches_folder_versions_without_dashes() {
     let s = Sandbox::new();
-    s.write("migrations/2024-03-06-170000_a/up.sql", "CREATE TABLE a (x);")
-        .write("migrations/2024-03-06-170000_a/down.sql", "DROP TABLE a;")
-        .write("migrations/2024-03-15-090000_b/up.sql", "CREATE TABLE b (y);");
+    s.write(
+        "migrations/2024-03-06-170000_a/up.sql",
+        "CREATE TABLE a (x);",
+    )
+    .write("migrations/2024-03-06-170000_a/down.sql", "DROP TABLE a;")
+    .write(
+        "migrations/2024-03-15-090000_b/up.sql",
+        "CREATE TABLE b (y);",
+    );
     // diesel `src/migration/setup_migration_table.sql`.
     s.conn()
         .execute_batch(
@@ -283,7 +322,9 @@ fn adopt_from_diesel_matches_folder_versions_without_dashes() {
              CREATE TABLE a (x);",
         )
         .expect("diesel table");
-    s.run(&["adopt", "--yes"]).code(0).stderr_has("record 2024-03-06-170000");
+    s.run(&["adopt", "--yes"])
+        .code(0)
+        .stderr_has("record 2024-03-06-170000");
     s.run(&["up"]).code(0);
     assert!(s.table_exists("b"));
 }
@@ -293,7 +334,9 @@ fn baseline_refuses_a_database_that_lacks_the_migrations_tables_unless_forced() 
     // Issue 10: `baseline 2` on a database without migration 2's table used to
     // succeed, and the next `up` failed.
     let s = Sandbox::new();
-    s.migration("1_a.sql", A).migration("2_b.sql", B).migration("3_c.sql", C);
+    s.migration("1_a.sql", A)
+        .migration("2_b.sql", B)
+        .migration("3_c.sql", C);
     s.conn()
         .execute_batch("CREATE TABLE a (x); CREATE TABLE stray (q);")
         .expect("schema");
@@ -313,8 +356,14 @@ fn baseline_refuses_a_database_that_lacks_the_migrations_tables_unless_forced() 
 #[test]
 fn baseline_passes_when_the_schema_equals_the_replay_whatever_the_whitespace() {
     let s = Sandbox::new();
-    s.migration("1_a.sql", "-- migrate:up\nCREATE TABLE a (\n  x INTEGER\n);\nINSERT INTO a VALUES (1);\n")
-        .migration("2_b.sql", "-- migrate:up\nALTER TABLE a ADD COLUMN y TEXT;\nCREATE INDEX ay ON a(y);\n");
+    s.migration(
+        "1_a.sql",
+        "-- migrate:up\nCREATE TABLE a (\n  x INTEGER\n);\nINSERT INTO a VALUES (1);\n",
+    )
+    .migration(
+        "2_b.sql",
+        "-- migrate:up\nALTER TABLE a ADD COLUMN y TEXT;\nCREATE INDEX ay ON a(y);\n",
+    );
     s.conn()
         .execute_batch("CREATE TABLE a (   x INTEGER   ); ALTER TABLE a ADD COLUMN y TEXT; CREATE INDEX ay ON a(y);")
         .expect("schema");
@@ -346,7 +395,10 @@ fn adopt_from_drizzle_reads_its_journal_and_sha256() {
     .expect("drizzle table");
     conn.execute(
         "INSERT INTO \"__drizzle_migrations\" (\"hash\", \"created_at\") values(?1, ?2)",
-        rusqlite::params![format!("{:x}", Sha256::digest(first.as_bytes())), 1700000000000_i64],
+        rusqlite::params![
+            format!("{:x}", Sha256::digest(first.as_bytes())),
+            1700000000000_i64
+        ],
     )
     .expect("drizzle row");
     drop(conn);
@@ -382,6 +434,8 @@ fn adopt_from_refinery_compares_its_siphash() {
     ))
     .expect("refinery table");
     drop(conn);
-    s.run(&["adopt", "--yes"]).code(0).stderr_has("checksum matches refinery's");
+    s.run(&["adopt", "--yes"])
+        .code(0)
+        .stderr_has("checksum matches refinery's");
     assert_eq!(s.applied(), vec![1]);
 }

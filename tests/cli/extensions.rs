@@ -41,7 +41,12 @@ fn header_dir() -> Option<PathBuf> {
         .into_iter()
         .flatten()
         .flatten()
-        .flat_map(|index| std::fs::read_dir(index.path()).into_iter().flatten().flatten())
+        .flat_map(|index| {
+            std::fs::read_dir(index.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
         .map(|e| e.path())
         .filter(|p| {
             p.file_name()
@@ -52,9 +57,9 @@ fn header_dir() -> Option<PathBuf> {
         .filter(|p| p.join("sqlite3ext.h").is_file())
         .collect();
     found.sort();
-    found
-        .pop()
-        .or_else(|| Some(PathBuf::from("/usr/include")).filter(|p| p.join("sqlite3ext.h").is_file()))
+    found.pop().or_else(|| {
+        Some(PathBuf::from("/usr/include")).filter(|p| p.join("sqlite3ext.h").is_file())
+    })
 }
 
 /// Builds the extension once per test run; None (and a message) without a
@@ -111,7 +116,8 @@ fn an_extension_is_loaded_for_the_run_the_preflight_the_rehearsal_and_the_backup
     // Without it the function is unknown: the run fails and rolls back.
     s.run(&["up"]).code(1).stderr_has("bs_len");
     assert!(s.applied().is_empty());
-    s.run(&["up", "--dry-run", "--load-extension", &ext]).code(0);
+    s.run(&["up", "--dry-run", "--load-extension", &ext])
+        .code(0);
     s.run(&["up", "--load-extension", &ext]).code(0);
     assert_eq!(s.applied(), vec![1]);
     // The next run backs up a database whose CHECK calls the function:
@@ -163,7 +169,8 @@ fn the_schema_check_of_baseline_replays_with_the_extension_loaded() {
     let s = Sandbox::new();
     s.migration("1_embedding.sql", VEC);
     // The app built the database itself, with the extension loaded.
-    s.run(&["up", "--load-extension", &ext, "--dry-run"]).code(0);
+    s.run(&["up", "--load-extension", &ext, "--dry-run"])
+        .code(0);
     let conn = s.conn();
     // SAFETY: the test's own extension, built above.
     unsafe {

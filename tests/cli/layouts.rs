@@ -84,7 +84,10 @@ fn dated_layout_refuses_edited_missing_and_out_of_order_files() {
     let s = dated();
     s.run(&["up"]).code(0);
     // Older than the newest applied, not applied: out-of-order.
-    s.migration("2025_11_05_late.sql", "-- migrate:up\nCREATE TABLE late (x);\n");
+    s.migration(
+        "2025_11_05_late.sql",
+        "-- migrate:up\nCREATE TABLE late (x);\n",
+    );
     s.refuses(&["up"], 3).stderr_has("2025_11_05_late.sql");
     s.run(&["up", "--allow-out-of-order"]).code(0);
     // Edited.
@@ -93,7 +96,8 @@ fn dated_layout_refuses_edited_missing_and_out_of_order_files() {
         "-- migrate:up\nCREATE TABLE client_prefs (txn_id INTEGER, extra TEXT);\n",
     );
     s.refuses(&["up"], 3).stderr_has("was edited");
-    s.run(&["repair", "2025_11_06_add_client_prefs", "--yes"]).code(0);
+    s.run(&["repair", "2025_11_06_add_client_prefs", "--yes"])
+        .code(0);
     // Missing: the message names the file the layout expects.
     s.remove("migrations/2025_10_09_add_txn_timestamps.sql");
     s.refuses(&["up"], 3)
@@ -113,7 +117,10 @@ fn new_in_a_dated_folder_writes_a_dated_name_after_the_newest() {
         name.len() > 11 && name.as_bytes()[4] == b'_' && name.ends_with("_add_more.sql"),
         "{name}"
     );
-    assert!(name.as_str() > "2025_11_06_txn_allow_cashloose.sql", "{name}");
+    assert!(
+        name.as_str() > "2025_11_06_txn_allow_cashloose.sql",
+        "{name}"
+    );
     assert_eq!(states(&s).len(), 4);
 }
 
@@ -124,13 +131,31 @@ fn new_in_a_dated_folder_writes_a_dated_name_after_the_newest() {
 /// diesel runs it; as a number it would run first and fail.
 fn diesel() -> Sandbox {
     let s = Sandbox::new();
-    s.write("migrations/2024-03-06-170000_create_a/up.sql", "CREATE TABLE a (id INTEGER PRIMARY KEY);")
-        .write("migrations/2024-03-06-170000_create_a/down.sql", "DROP TABLE a;")
-        .write("migrations/2024-03-13_170000_x/up.sql", "CREATE TABLE x (a_id INTEGER REFERENCES a(id));")
-        .write("migrations/2024-03-13_170000_x/down.sql", "DROP TABLE x;")
-        .write("migrations/2024-03-15-090000_c/up.sql", "ALTER TABLE x ADD COLUMN c TEXT;\nVACUUM;")
-        .write("migrations/2024-03-15-090000_c/down.sql", "ALTER TABLE x DROP COLUMN c;")
-        .write("migrations/2024-03-15-090000_c/metadata.toml", "run_in_transaction = false\n");
+    s.write(
+        "migrations/2024-03-06-170000_create_a/up.sql",
+        "CREATE TABLE a (id INTEGER PRIMARY KEY);",
+    )
+    .write(
+        "migrations/2024-03-06-170000_create_a/down.sql",
+        "DROP TABLE a;",
+    )
+    .write(
+        "migrations/2024-03-13_170000_x/up.sql",
+        "CREATE TABLE x (a_id INTEGER REFERENCES a(id));",
+    )
+    .write("migrations/2024-03-13_170000_x/down.sql", "DROP TABLE x;")
+    .write(
+        "migrations/2024-03-15-090000_c/up.sql",
+        "ALTER TABLE x ADD COLUMN c TEXT;\nVACUUM;",
+    )
+    .write(
+        "migrations/2024-03-15-090000_c/down.sql",
+        "ALTER TABLE x DROP COLUMN c;",
+    )
+    .write(
+        "migrations/2024-03-15-090000_c/metadata.toml",
+        "run_in_transaction = false\n",
+    );
     s
 }
 
@@ -139,7 +164,10 @@ fn diesel_folders_run_in_string_order_with_metadata_and_down_sql() {
     let s = diesel();
     let st = states(&s);
     let shown: Vec<&str> = st.iter().map(|(v, _)| v.as_str()).collect();
-    assert_eq!(shown, ["2024-03-06-170000", "2024-03-13", "2024-03-15-090000"]);
+    assert_eq!(
+        shown,
+        ["2024-03-06-170000", "2024-03-13", "2024-03-15-090000"]
+    );
     // VACUUM runs: metadata.toml says run_in_transaction = false.
     s.run(&["up"]).code(0).stdout_has("applied 3 migration(s)");
     assert_eq!(ids(&s), ["20240306170000", "20240313", "20240315090000"]);
@@ -156,16 +184,26 @@ fn diesel_folder_without_metadata_refuses_vacuum_and_new_writes_a_folder() {
     s.refuses(&["up"], 3).stderr_has("VACUUM");
     let out = s.run(&["new", "add_d"]).code(0).stdout.trim().to_owned();
     assert!(out.ends_with("_add_d/up.sql"), "{out}");
-    assert!(s.path().join(&out).with_file_name("down.sql").is_file(), "{out}");
+    assert!(
+        s.path().join(&out).with_file_name("down.sql").is_file(),
+        "{out}"
+    );
 }
 
 #[test]
 fn diesel_edited_and_missing_folders_are_refused() {
     let s = diesel();
     s.run(&["up"]).code(0);
-    s.write("migrations/2024-03-13_170000_x/up.sql", "CREATE TABLE x (a_id INTEGER);");
-    s.refuses(&["up"], 3).stderr_has("2024-03-13_170000_x/up.sql");
-    s.write("migrations/2024-03-13_170000_x/up.sql", "CREATE TABLE x (a_id INTEGER REFERENCES a(id));");
+    s.write(
+        "migrations/2024-03-13_170000_x/up.sql",
+        "CREATE TABLE x (a_id INTEGER);",
+    );
+    s.refuses(&["up"], 3)
+        .stderr_has("2024-03-13_170000_x/up.sql");
+    s.write(
+        "migrations/2024-03-13_170000_x/up.sql",
+        "CREATE TABLE x (a_id INTEGER REFERENCES a(id));",
+    );
     std::fs::remove_dir_all(s.path().join("migrations/2024-03-06-170000_create_a")).expect("rm");
     s.refuses(&["up"], 3)
         .stderr_has("2024-03-06-170000_create_a/up.sql");
@@ -194,7 +232,8 @@ fn flyway_versions_order_part_by_part_and_undo_files_are_downs() {
     s.run(&["down", "--yes"]).code(0).stderr_has("1.10");
     assert_eq!(ids(&s), ["1", "1.1", "1.2"]);
     // V1.2 has no U file: down refuses before anything runs.
-    s.refuses(&["down", "--yes"], 3).stderr_has("no down section");
+    s.refuses(&["down", "--yes"], 3)
+        .stderr_has("no down section");
     s.migration("R__views.sql", "CREATE VIEW v AS SELECT 1;");
     s.refuses(&["up"], 3).stderr_has("repeatable");
 }
@@ -234,7 +273,10 @@ fn placeholders_are_replaced_before_running_and_undefined_ones_refused_first() {
     );
     // The checksum and the recorded text are of the file as written: another
     // value is not an edit.
-    let st = s.run(&["status", "--json", "--placeholder", "owner=dev"]).code(0).json();
+    let st = s
+        .run(&["status", "--json", "--placeholder", "owner=dev"])
+        .code(0)
+        .json();
     assert_eq!(st["migrations"][1]["state"], "applied");
     let text: String = s
         .conn()
@@ -261,7 +303,10 @@ fn dollar_braces_in_a_numbered_folder_are_text_until_placeholders_are_defined() 
             .expect("row"),
         "Hello ${name}"
     );
-    s.migration("2_more.sql", "-- migrate:up\nINSERT INTO t VALUES ('${name}');\n");
+    s.migration(
+        "2_more.sql",
+        "-- migrate:up\nINSERT INTO t VALUES ('${name}');\n",
+    );
     let db = file_hash(&s.db());
     s.run(&["up", "--placeholder", "other=1"])
         .code(3)

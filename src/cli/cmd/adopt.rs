@@ -85,7 +85,10 @@ fn describe(p: &Preview) {
         );
     }
     if !p.already_recorded.is_empty() {
-        eprintln!("  already recorded by backstop: {}", join(&p.already_recorded));
+        eprintln!(
+            "  already recorded by backstop: {}",
+            join(&p.already_recorded)
+        );
     }
     if !p.without_file.is_empty() {
         eprintln!(
@@ -118,5 +121,8 @@ fn describe(p: &Preview) {
 }
 
 fn join(v: &[crate::Version]) -> String {
-    v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -21,7 +21,9 @@ pub fn run(
         if force {
             eprintln!("--force: the database's schema is not compared with the migrations");
         } else {
-            eprintln!("the database's schema matches these migrations replayed on an empty database");
+            eprintln!(
+                "the database's schema matches these migrations replayed on an empty database"
+            );
         }
         eprintln!("these migrations will be recorded as applied, without running them:");
         for m in &todo.migrations {
