@@ -6,6 +6,7 @@ mod sandbox;
 
 mod adopt;
 mod backups;
+mod baseline_check;
 mod extensions;
 mod faults;
 mod layouts;
