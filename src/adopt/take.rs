@@ -57,6 +57,10 @@ pub struct Preview {
     pub notes: Vec<String>,
     /// False with `--force` (the schema was not compared).
     pub schema_checked: bool,
+    /// How the schema differs from the replay; `run` refuses while there is a
+    /// difference (shown with the rest of the preview first, so `--dry-run`
+    /// says what the other tool claims and what the database lacks).
+    pub schema_mismatch: Option<Box<crate::inspect::Mismatch>>,
     #[serde(skip)]
     migrations: Vec<Migration>,
     #[serde(skip)]
@@ -158,12 +162,16 @@ pub fn preview(settings: &Settings, opts: &AdoptOptions) -> Result<Preview> {
         .filter(|m| !claimed(m) && !recorded(m))
         .map(|m| m.version.clone())
         .collect();
+    let mut schema_mismatch = None;
     if !opts.force && !record.is_empty() {
         // The database must already hold what is recorded and what backstop
         // recorded before: replay both, in order, and compare.
         let expected: Vec<&Migration> =
             files.iter().filter(|m| claimed(m) || recorded(m)).collect();
-        check(settings, &project, conn, &expected)?;
+        match check(settings, &project, conn, &expected) {
+            Err(Error::SchemaMismatch(m)) => schema_mismatch = Some(m),
+            other => other?,
+        }
     }
     Ok(Preview {
         database: database.clone(),
@@ -175,6 +183,7 @@ pub fn preview(settings: &Settings, opts: &AdoptOptions) -> Result<Preview> {
         not_applied,
         notes: reading.notes,
         schema_checked: !opts.force,
+        schema_mismatch,
         migrations,
         layout: project.source.layout,
     })
@@ -214,6 +223,9 @@ pub fn run(
     no_backup: bool,
     obs: &mut dyn Observer,
 ) -> Result<AdoptReport> {
+    if let Some(m) = preview.schema_mismatch {
+        return Err(Error::SchemaMismatch(m));
+    }
     let versions: Vec<Version> = preview.record.iter().map(|a| a.version.clone()).collect();
     if versions.is_empty() {
         return Ok(AdoptReport {

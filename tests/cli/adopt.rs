@@ -122,6 +122,10 @@ fn adopt_refuses_a_schema_that_lacks_what_the_migrations_make_unless_forced() {
     let s = numbered(["1_a.sql", "2_b.sql", "3_c.sql"]);
     // dbmate says 3 ran, but its table is not there (an interrupted hand edit).
     dbmate_table(&s, &["1", "2", "3"]);
+    // --dry-run shows what dbmate claims, then what the database lacks.
+    s.refuses(&["adopt", "--dry-run"], 3)
+        .stderr_has("record 3")
+        .stderr_has("missing from the database: table c");
     s.refuses(&["adopt", "--yes"], 3)
         .stderr_has("missing from the database: table c (made by 3)")
         .stderr_has("--force");

@@ -12,9 +12,12 @@ pub fn run(
     opts: &AdoptOptions,
     dry_run: bool,
 ) -> Result<Exit, Error> {
-    let preview = crate::adopt::preview(settings, opts)?;
+    let mut preview = crate::adopt::preview(settings, opts)?;
     if !ui.json && !ui.quiet {
         describe(&preview);
+    }
+    if let Some(m) = preview.schema_mismatch.take() {
+        return Err(Error::SchemaMismatch(m));
     }
     if dry_run || preview.record.is_empty() {
         if ui.json {
@@ -72,6 +75,7 @@ fn describe(p: &Preview) {
         .map(|a| a.version.to_string().len())
         .max()
         .unwrap_or(0);
+    let names = p.record.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for a in &p.record {
         let checksum = match a.checksum {
             Kept::Nothing => format!("({} keeps no checksum)", p.from),
@@ -79,7 +83,7 @@ fn describe(p: &Preview) {
             Kept::Differs => format!("edited since {} applied it (--accept-edits)", p.from),
         };
         eprintln!(
-            "  record {:width$}  {}  {checksum}",
+            "  record {:width$}  {:names$}  {checksum}",
             a.version.to_string(),
             a.name
         );
@@ -110,14 +114,16 @@ fn describe(p: &Preview) {
     if p.record.is_empty() {
         return;
     }
-    eprintln!(
-        "{}",
-        if p.schema_checked {
-            "the database's schema matches these migrations replayed on an empty database"
-        } else {
-            "--force: the database's schema is not compared with the migrations"
-        }
-    );
+    if p.schema_mismatch.is_none() {
+        eprintln!(
+            "{}",
+            if p.schema_checked {
+                "the database's schema matches these migrations replayed on an empty database"
+            } else {
+                "--force: the database's schema is not compared with the migrations"
+            }
+        );
+    }
 }
 
 fn join(v: &[crate::Version]) -> String {
