@@ -72,9 +72,11 @@ fn extension() -> Option<&'static Path> {
                 eprintln!("skipped: no sqlite3ext.h found to build the test extension");
                 return None;
             };
+            // Under target/ (cargo's scratch folder for integration tests), so
+            // the builds kept for the run's duration never pile up in /tmp.
             let dir = tempfile::Builder::new()
                 .prefix("backstop-ext-")
-                .tempdir()
+                .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
                 .ok()?
                 .keep();
             std::fs::write(dir.join("bsext.c"), SOURCE).ok()?;
