@@ -1,5 +1,7 @@
 //! `baseline VERSION`: adopt a database built some other way by recording every
-//! migration up to VERSION as applied, without running it.
+//! migration up to VERSION as applied, without running it, once the database's
+//! schema is seen to equal a replay of those migrations (issue 10; `--force`
+//! records anyway).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,8 +32,10 @@ pub struct Todo {
 }
 
 /// The migrations that `baseline` would record (not applied, up to and
-/// including the version `arg` names).
-pub fn preview(settings: &Settings, arg: &str) -> Result<Todo> {
+/// including the version `arg` names). Unless `force`, refuses when the
+/// database's schema differs from what those migrations (and the ones already
+/// recorded) make on an empty database.
+pub fn preview(settings: &Settings, arg: &str, force: bool) -> Result<Todo> {
     let project = Project::load(settings, Need::Existing)?;
     let bound = project.bound(arg, "VERSION")?;
     let plan = project.plan();
@@ -53,14 +57,27 @@ pub fn preview(settings: &Settings, arg: &str) -> Result<Todo> {
     if !problems.is_empty() {
         return Err(Error::Blocked(problems));
     }
-    Ok(Todo {
-        migrations: plan
+    let migrations: Vec<Migration> = plan
+        .entries
+        .iter()
+        .filter(|e| e.version.key() <= &bound)
+        .filter(|e| matches!(e.state, State::Pending | State::OutOfOrder))
+        .filter_map(|e| e.file.cloned())
+        .collect();
+    if !force && !migrations.is_empty() {
+        let expected: Vec<&Migration> = plan
             .entries
             .iter()
-            .filter(|e| e.version.key() <= &bound)
-            .filter(|e| matches!(e.state, State::Pending | State::OutOfOrder))
-            .filter_map(|e| e.file.cloned())
-            .collect(),
+            .filter(|e| e.version.key() <= &bound || e.row.is_some())
+            .filter_map(|e| e.file)
+            .collect();
+        let conn = project.conn().ok_or_else(|| Error::NoDatabase {
+            path: settings.database.clone(),
+        })?;
+        crate::adopt::check(settings, &project, conn, &expected)?;
+    }
+    Ok(Todo {
+        migrations,
         layout: project.source.layout,
     })
 }
@@ -68,13 +85,14 @@ pub fn preview(settings: &Settings, arg: &str) -> Result<Todo> {
 pub fn run(
     settings: &Settings,
     arg: &str,
+    force: bool,
     no_backup: bool,
     obs: &mut dyn Observer,
 ) -> Result<BaselineReport> {
     let Todo {
         migrations: todo,
         layout,
-    } = preview(settings, arg)?;
+    } = preview(settings, arg, force)?;
     let recorded: Vec<Version> = todo.iter().map(|m| m.version.clone()).collect();
     let mut report = BaselineReport {
         database: settings.database.clone(),
@@ -84,7 +102,9 @@ pub fn run(
     if todo.is_empty() {
         return Ok(report);
     }
-    let detail = serde_json::json!({ "baseline": arg, "recorded": recorded }).to_string();
+    let detail =
+        serde_json::json!({ "baseline": arg, "recorded": recorded, "schema_checked": !force })
+            .to_string();
     let change = Change {
         command: "baseline",
         layout,

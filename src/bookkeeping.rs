@@ -33,7 +33,7 @@ pub(crate) fn record(
     rows: impl FnOnce(&Connection) -> rusqlite::Result<()>,
 ) -> Result<Option<BackupInfo>> {
     let path = &settings.database;
-    let opened = db::open(path, Access::Write, settings.busy_timeout)?
+    let opened = db::open_configured(settings, Access::Write)?
         .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
     db::check_writable(path)?;
     let conn = opened.conn;

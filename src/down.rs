@@ -117,6 +117,16 @@ pub fn down(
             }
         }
     }
+    let sections = crate::source::placeholders::substitute_all(
+        project.source.layout,
+        &settings.placeholders,
+        steps.iter().map(|(_, s)| *s),
+    )?;
+    let steps: Vec<(&Migration, &Section)> = steps
+        .iter()
+        .zip(&sections)
+        .map(|((m, _), s)| (*m, s.as_ref()))
+        .collect();
     let done = apply::execute(
         settings,
         &Job {

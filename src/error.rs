@@ -26,12 +26,18 @@ pub enum Error {
     #[error("migrations folder {path} cannot be read: {source}")]
     MigrationsDir { path: PathBuf, source: io::Error },
 
+    #[error("cannot load the SQLite extension {path}: {message}")]
+    Extension { path: PathBuf, message: String },
+
     // ----- refused before changing anything (exit 3) -----
     #[error("{}", crate::source::describe(.0))]
     Source(Vec<crate::source::FileError>),
 
     #[error("{}", crate::plan::describe(.0))]
     Blocked(Vec<Problem>),
+
+    #[error("{}", crate::source::describe(.0))]
+    UndefinedPlaceholders(Vec<crate::source::FileError>),
 
     #[error("{path}:{line}: `{keyword}` cannot run inside the migration's transaction")]
     Hostile {
@@ -58,6 +64,11 @@ pub enum Error {
         path: PathBuf,
         drift: crate::db::Drift,
     },
+    #[error("{0}")]
+    SchemaMismatch(Box<crate::inspect::Mismatch>),
+
+    #[error("{0}")]
+    Adopt(Box<crate::adopt::Refusal>),
 
     #[error("{what}: declined, nothing was changed")]
     Declined { what: String },

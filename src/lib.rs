@@ -8,6 +8,7 @@
 //!
 //! The contract is SPEC.md; the README says what was chosen where it is silent.
 
+pub mod adopt;
 pub mod apply;
 pub mod backup;
 pub mod baseline;

@@ -36,7 +36,7 @@ impl Project {
     pub fn load(settings: &Settings, need: Need) -> Result<Project> {
         let source = source::discover(&settings.migrations)?;
         let path = &settings.database;
-        let db = db::open(path, Access::Read, settings.busy_timeout)?;
+        let db = db::open_configured(settings, Access::Read)?;
         if need == Need::Existing && db.is_none() {
             return Err(Error::NoDatabase { path: path.clone() });
         }

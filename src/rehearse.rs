@@ -93,7 +93,7 @@ pub fn rehearse(
         src.backup(rusqlite::DatabaseName::Main, &copy, None)
             .map_err(|e| Error::from_sqlite(real, e))?;
     }
-    let before = counts(&copy);
+    let before = counts(&copy, &settings.extensions);
     let drift = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .ok()
         .and_then(|c| crate::status::drift(&c).ok().flatten())
@@ -124,7 +124,7 @@ pub fn rehearse(
             folder,
         });
     }
-    let after = counts(&copy);
+    let after = counts(&copy, &settings.extensions);
     let schema_after = schema(&copy);
     let (migrations, failure, destructive) = match result {
         Ok(r) => (r.applied, None, r.destructive),
@@ -205,11 +205,14 @@ fn schema(path: &std::path::Path) -> Schema {
         .unwrap_or_default()
 }
 
-fn counts(path: &std::path::Path) -> BTreeMap<String, u64> {
+/// Rows per table; a virtual table of an extension (`vec0`) counts only with
+/// the extension loaded.
+fn counts(path: &std::path::Path, extensions: &[PathBuf]) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
         return out;
     };
+    let _ = crate::db::extensions::load(&conn, extensions);
     let names: Vec<String> = conn
         .prepare(
             "SELECT name FROM sqlite_schema WHERE type = 'table'

@@ -57,14 +57,15 @@ pub struct RestoreReport {
 /// Verifies `backup` (SHA-256 against its manifest, quick_check) and looks at the
 /// live database. Changes nothing.
 pub fn preview(settings: &Settings, backup_path: &Path) -> Result<Preview> {
-    let manifest = backup::verify(backup_path).map_err(|problem| Error::Restore {
-        backup: backup_path.to_path_buf(),
-        problem,
-    })?;
+    let manifest =
+        backup::verify(backup_path, &settings.extensions).map_err(|problem| Error::Restore {
+            backup: backup_path.to_path_buf(),
+            problem,
+        })?;
     let database = settings.database.clone();
     let current = inspect_current(
         &database,
-        settings.busy_timeout,
+        settings,
         crate::project::layout_or_default(settings),
     );
     let changed_since = match (&current, manifest.change_counter) {
@@ -95,11 +96,11 @@ fn is_wal(db: &Path) -> bool {
 
 /// What the live database holds. `layout` reads its versions; a restore must
 /// work even when the migrations folder does not, so it is only a reading aid.
-fn inspect_current(path: &Path, busy: Duration, layout: Layout) -> Current {
+fn inspect_current(path: &Path, settings: &Settings, layout: Layout) -> Current {
     if !path.exists() {
         return Current::Missing;
     }
-    let opened = match db::open(path, db::Access::Inspect, busy) {
+    let opened = match db::open(path, db::Access::Inspect, settings.busy_timeout) {
         Ok(Some(o)) => o,
         Ok(None) => return Current::Missing,
         Err(Error::Locked { .. }) => {
@@ -114,8 +115,16 @@ fn inspect_current(path: &Path, busy: Duration, layout: Layout) -> Current {
             }
         }
     };
+    // quick_check evaluates CHECK constraints, which may call an extension's
+    // function (issue 11). Without the extension such a check fails on a
+    // healthy file: that is not damage, and must not send it down the
+    // damaged-file path.
+    let loaded = db::extensions::load(&opened.conn, &settings.extensions).is_ok();
     if let Err(Problem::Check { detail, .. }) = backup::quick_check(&opened.conn, path) {
-        return Current::Damaged { detail };
+        let unknown = detail.contains("function") || detail.contains("no such module");
+        if loaded || !unknown {
+            return Current::Damaged { detail };
+        }
     }
     let newest_version = history::applied(&opened.conn, layout)
         .ok()
@@ -149,7 +158,7 @@ pub fn run(
     };
     let current = inspect_current(
         database,
-        settings.busy_timeout,
+        settings,
         crate::project::layout_or_default(settings),
     );
     match current {

@@ -2,6 +2,7 @@
 //! `backstop.toml` > default. A pure function of its inputs, so it is unit-tested
 //! without touching the process environment.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +20,11 @@ pub struct Settings {
     pub keep: usize,
     /// How long to wait for another connection's lock before giving up (exit 4).
     pub busy_timeout: Duration,
+    /// SQLite extensions loaded on every connection opened for the database
+    /// (issue 11), in this order.
+    pub extensions: Vec<PathBuf>,
+    /// Values for Flyway-style `${NAME}` placeholders (issue 11).
+    pub placeholders: BTreeMap<String, String>,
 }
 
 /// Values given on the command line; `None` when the flag was absent.
@@ -31,6 +37,10 @@ pub struct Overrides {
     pub busy_timeout_ms: Option<u64>,
     /// `--config FILE`; otherwise `backstop.toml` in the current folder, if present.
     pub config: Option<PathBuf>,
+    /// `--load-extension PATH`, repeated: replaces the file's `extensions`.
+    pub extensions: Vec<PathBuf>,
+    /// `--placeholder NAME=VALUE`, repeated, as written.
+    pub placeholders: Vec<String>,
 }
 
 /// The keys of `backstop.toml`.
@@ -42,6 +52,8 @@ struct FileSettings {
     backups: Option<PathBuf>,
     keep: Option<usize>,
     busy_timeout_ms: Option<u64>,
+    extensions: Option<Vec<PathBuf>>,
+    placeholders: Option<BTreeMap<String, String>>,
 }
 
 pub const DEFAULT_CONFIG: &str = "backstop.toml";
@@ -138,13 +150,47 @@ fn resolve_with(
         })?,
         (None, None) => file.busy_timeout_ms.unwrap_or(5000),
     };
+    // A list given on the command line replaces the file's (flag > file), so
+    // another build of an extension can be tried without loading both.
+    let extensions = if flags.extensions.is_empty() {
+        file.extensions
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_file)
+            .collect()
+    } else {
+        flags.extensions.clone()
+    };
+    // Placeholders are merged name by name: a flag overrides the file's value
+    // for its own name only, as Flyway merges its placeholder sources.
+    let mut placeholders = file.placeholders.unwrap_or_default();
+    for arg in &flags.placeholders {
+        let (name, value) = placeholder_arg(arg)?;
+        placeholders.insert(name, value);
+    }
     Ok(Settings {
         database,
         migrations,
         backups,
         keep,
         busy_timeout: Duration::from_millis(busy_ms),
+        extensions,
+        placeholders,
     })
+}
+
+/// `--placeholder NAME=VALUE`: the value may hold `=`, the name may not be empty.
+fn placeholder_arg(arg: &str) -> Result<(String, String)> {
+    match arg.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(Error::Setting {
+            setting: "--placeholder",
+            value: arg.to_owned(),
+            expected: "NAME=VALUE, e.g. --placeholder schema_owner=app",
+        }),
+    }
 }
 
 /// Accepts a plain path or a `sqlite:` / `sqlite://` URL (as sqlx and dbmate write
@@ -273,6 +319,31 @@ mod tests {
         assert!(run(Overrides::default(), &[("BACKSTOP_KEEP", "many")], "").is_err());
         assert!(run(Overrides::default(), &[("BACKSTOP_KEEP", "0")], "").is_err());
         assert!(toml::from_str::<FileSettings>("databse = 'x'").is_err());
+    }
+
+    #[test]
+    fn extensions_and_placeholders() {
+        let file = "extensions = ['ext/vec0']\n[placeholders]\nowner = 'app'\nenv = 'dev'";
+        let s = run(Overrides::default(), &[], file).unwrap();
+        assert_eq!(s.extensions, vec![PathBuf::from("conf/ext/vec0")]);
+        assert_eq!(s.placeholders["owner"], "app");
+        let flags = Overrides {
+            extensions: vec!["other.so".into()],
+            placeholders: vec!["env=prod=1".into(), "new=".into()],
+            ..Default::default()
+        };
+        let s = run(flags, &[], file).unwrap();
+        assert_eq!(s.extensions, vec![PathBuf::from("other.so")]);
+        assert_eq!(s.placeholders["owner"], "app");
+        assert_eq!(s.placeholders["env"], "prod=1");
+        assert_eq!(s.placeholders["new"], "");
+        for bad in ["novalue", "=x"] {
+            let flags = Overrides {
+                placeholders: vec![bad.into()],
+                ..Default::default()
+            };
+            assert!(run(flags, &[], "").is_err(), "{bad}");
+        }
     }
 
     #[test]

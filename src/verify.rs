@@ -87,7 +87,7 @@ pub fn run(settings: &Settings) -> Result<VerifyReport> {
         ),
         Err(e) => return Err(e),
     }
-    let opened = db::open(path, Access::Read, settings.busy_timeout)?
+    let opened = db::open_configured(settings, Access::Read)?
         .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
     let conn = &opened.conn;
     findings.push(drift(conn).map_err(|e| Error::from_sqlite(path, e))?);

@@ -57,13 +57,13 @@ pub(crate) fn execute(
     interrupt: &Interrupt,
 ) -> Result<Executed> {
     let path = &settings.database;
-    let destructive = confirm(path, existing, steps, obs, interrupt)?;
+    let destructive = confirm(path, existing, steps, &settings.extensions, obs, interrupt)?;
     let access = if job.create {
         Access::Create
     } else {
         Access::Write
     };
-    let opened = db::open(path, access, settings.busy_timeout)?
+    let opened = db::open_configured(settings, access)?
         .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
     db::check_writable(path)?;
     if opened.created {
@@ -90,10 +90,11 @@ fn confirm(
     path: &Path,
     existing: Option<db::Opened>,
     steps: &[(&Migration, &Section)],
+    extensions: &[std::path::PathBuf],
     obs: &mut dyn Observer,
     interrupt: &Interrupt,
 ) -> Result<Vec<inspect::Destructive>> {
-    let findings = inspect::inspect(existing.as_ref().map(|o| &o.conn), steps)?;
+    let findings = inspect::inspect(existing.as_ref().map(|o| &o.conn), steps, extensions)?;
     drop(existing);
     if !findings.destructive.is_empty() {
         obs.event(Event::Destructive {

@@ -13,6 +13,7 @@ use crate::migration::{Migration, Section};
 use crate::observe::{Interrupt, Observer};
 use crate::project::{Need, Project};
 use crate::settings::Settings;
+use crate::source::placeholders;
 
 mod execute;
 mod failure;
@@ -120,7 +121,18 @@ fn up_once(
         destructive: Vec::new(),
     };
     if !pending.is_empty() {
-        let steps: Vec<(&Migration, &Section)> = pending.iter().map(|m| (*m, &m.up)).collect();
+        // What runs (and is preflighted) has its `${NAME}`s replaced; what is
+        // recorded is the file as written (SPEC "Other layouts").
+        let sections = placeholders::substitute_all(
+            project.source.layout,
+            &settings.placeholders,
+            pending.iter().map(|m| &m.up),
+        )?;
+        let steps: Vec<(&Migration, &Section)> = pending
+            .iter()
+            .zip(&sections)
+            .map(|(m, s)| (*m, s.as_ref()))
+            .collect();
         let done = execute(
             settings,
             &Job {

@@ -29,24 +29,25 @@ pub(super) struct Copied {
 
 /// Copies `db` into `out` (the temporary file at `tmp`), hashed and checked.
 pub(super) fn copy_verified(
-    db: &Path,
+    req: &super::Request<'_>,
     out: &File,
     tmp: &Path,
-    busy: Duration,
     obs: &mut dyn Observer,
 ) -> Result<Copied, Problem> {
+    let db = req.database;
     let src = Connection::open_with_flags(
         db,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(Problem::Sqlite)?;
-    src.busy_timeout(busy).map_err(Problem::Sqlite)?;
+    src.busy_timeout(req.busy).map_err(Problem::Sqlite)?;
+    load_extensions(&src, req.extensions)?;
     let journal_mode: String = src
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .map_err(Problem::Sqlite)?;
     if journal_mode.eq_ignore_ascii_case("wal") {
         backup_api(&src, out, tmp, obs)?;
-        let (sha256, size) = parallel_verify(tmp)?;
+        let (sha256, size) = parallel_verify(tmp, req.extensions)?;
         Ok(Copied {
             size,
             sha256,
@@ -68,6 +69,19 @@ pub(super) fn copy_verified(
             change_counter,
         })
     }
+}
+
+/// The configured extensions on a checking connection (see `Request::extensions`).
+pub(super) fn load_extensions(
+    conn: &Connection,
+    paths: &[std::path::PathBuf],
+) -> Result<(), Problem> {
+    crate::db::extensions::load(conn, paths).map_err(|e| {
+        Problem::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(e.to_string()),
+        ))
+    })
 }
 
 pub(super) const CHUNK: usize = 4 << 20;

@@ -132,6 +132,9 @@ pub struct Request<'a> {
     /// As the migration files write it.
     pub newest_version: Option<String>,
     pub busy: Duration,
+    /// Loaded on the connections that check the copy: `quick_check` evaluates
+    /// CHECK constraints, which may call an extension's function (issue 11).
+    pub extensions: &'a [PathBuf],
 }
 
 impl<'a> Request<'a> {
@@ -144,6 +147,7 @@ impl<'a> Request<'a> {
             keep: settings.keep,
             newest_version: newest_version.map(ToString::to_string),
             busy: settings.busy_timeout,
+            extensions: &settings.extensions,
         }
     }
 }
@@ -167,7 +171,7 @@ pub fn manual(
         None => "manual".into(),
     };
     let path = &settings.database;
-    let opened = crate::db::open(path, crate::db::Access::Read, settings.busy_timeout)?
+    let opened = crate::db::open_configured(settings, crate::db::Access::Read)?
         .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
     let layout = crate::project::layout_or_default(settings);
     let newest = crate::history::applied(&opened.conn, layout)
@@ -215,8 +219,7 @@ pub fn take(req: &Request<'_>, obs: &mut dyn Observer) -> Result<BackupInfo> {
         database: req.database,
         bytes: size,
     });
-    let copied = copy::copy_verified(req.database, tmp.as_file(), tmp.path(), req.busy, obs)
-        .map_err(fail)?;
+    let copied = copy::copy_verified(req, tmp.as_file(), tmp.path(), obs).map_err(fail)?;
     let manifest = Manifest {
         source,
         created_at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -2,7 +2,7 @@
 //! parallel so a file is read once; listing each backup with what its check found.
 
 use std::fs::{self, File};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
@@ -13,18 +13,22 @@ use super::{list, Listed, Problem};
 use crate::checksum::hex;
 
 /// Hashes `path` and runs quick_check on it at the same time.
-pub fn parallel_verify(path: &Path) -> Result<(String, u64), Problem> {
-    let (hashed, checked) = hash_and_check(path);
+pub fn parallel_verify(path: &Path, extensions: &[PathBuf]) -> Result<(String, u64), Problem> {
+    let (hashed, checked) = hash_and_check(path, extensions);
     checked?;
     hashed
 }
 
 /// Both results, so a caller can tell a damaged file (hash differs) from one
 /// that was damaged before it was hashed, without reading it twice.
-fn hash_and_check(path: &Path) -> (Result<(String, u64), Problem>, Result<(), Problem>) {
+fn hash_and_check(
+    path: &Path,
+    extensions: &[PathBuf],
+) -> (Result<(String, u64), Problem>, Result<(), Problem>) {
     std::thread::scope(|scope| {
         let check = scope.spawn(|| {
             let conn = open_backup(path)?;
+            super::copy::load_extensions(&conn, extensions)?;
             quick_check(&conn, path)
         });
         let hashed = hash_file(path);
@@ -123,15 +127,16 @@ pub fn quick_check(conn: &Connection, path: &Path) -> Result<(), Problem> {
     }
 }
 
-/// Checks a backup against its manifest (SHA-256) and with quick_check.
-pub fn verify(path: &Path) -> Result<Manifest, Problem> {
+/// Checks a backup against its manifest (SHA-256) and with quick_check, on a
+/// connection with the configured `extensions` loaded.
+pub fn verify(path: &Path, extensions: &[PathBuf]) -> Result<Manifest, Problem> {
     if !path.is_file() {
         return Err(Problem::NotFound {
             path: path.to_path_buf(),
         });
     }
     let manifest = read_manifest(path)?;
-    let (hashed, checked) = hash_and_check(path);
+    let (hashed, checked) = hash_and_check(path, extensions);
     let (sha, _) = hashed?;
     // A damaged file fails both; the hash mismatch is the more precise thing to say.
     if sha != manifest.sha256 {

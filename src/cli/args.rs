@@ -44,6 +44,12 @@ pub struct Global {
     /// Config file [default: backstop.toml in the current folder, if present]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Load a SQLite extension on every connection to the database (repeatable; replaces `extensions` in backstop.toml)
+    #[arg(long = "load-extension", global = true, value_name = "PATH")]
+    pub load_extension: Vec<PathBuf>,
+    /// Value for a `${NAME}` placeholder in migrations (repeatable; overrides `[placeholders]` in backstop.toml)
+    #[arg(long, global = true, value_name = "NAME=VALUE")]
+    pub placeholder: Vec<String>,
     /// Answer yes to confirmations
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
@@ -79,6 +85,35 @@ pub enum OnFailure {
     Restore,
     /// Keep the database at the last migration that committed
     Keep,
+}
+
+/// `adopt --from`: the tools whose tables backstop reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AdoptFrom {
+    Sqlx,
+    Dbmate,
+    GolangMigrate,
+    Goose,
+    Diesel,
+    Flyway,
+    Refinery,
+    Drizzle,
+}
+
+impl From<AdoptFrom> for crate::adopt::Tool {
+    fn from(t: AdoptFrom) -> Self {
+        use crate::adopt::Tool;
+        match t {
+            AdoptFrom::Sqlx => Tool::Sqlx,
+            AdoptFrom::Dbmate => Tool::Dbmate,
+            AdoptFrom::GolangMigrate => Tool::GolangMigrate,
+            AdoptFrom::Goose => Tool::Goose,
+            AdoptFrom::Diesel => Tool::Diesel,
+            AdoptFrom::Flyway => Tool::Flyway,
+            AdoptFrom::Refinery => Tool::Refinery,
+            AdoptFrom::Drizzle => Tool::Drizzle,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,13 +209,43 @@ pub enum Command {
     },
     /// Record every migration up to VERSION as applied without running it
     #[command(
-        after_help = "Examples:\n  backstop baseline 20240101000000      adopt a database built before backstop"
+        after_help = "The database's schema must equal the migrations up to VERSION replayed on an empty database; \
+            a difference is refused (exit 3) naming the objects, and --force records anyway.\n\n\
+            Examples:\n  backstop baseline 20240101000000      adopt a database built before backstop"
     )]
     Baseline {
         /// The newest migration the database already contains
         // Not id "version": see `Repair`.
         #[arg(id = "migration_version", value_name = "VERSION")]
         version: String,
+        /// Record even if the schema differs from the migrations' replay
+        #[arg(long)]
+        force: bool,
+        /// Skip the backup (not recommended)
+        #[arg(long)]
+        no_backup: bool,
+    },
+    /// Take over a database another tool (sqlx, dbmate, golang-migrate, goose, diesel, Flyway, refinery, drizzle) migrated
+    #[command(
+        after_help = "Reads the other tool's tracking table as that tool does, matches each applied version to its file, \
+            compares the tool's checksums where it kept them, checks the schema against a replay of the migrations, \
+            then (after a backup) records them as applied. The other tool's table is left untouched.\n\n\
+            Examples:\n  backstop adopt --dry-run          show what would be recorded\n  \
+            backstop adopt --from goose --yes\n  backstop adopt --accept-edits     record files edited since the tool applied them"
+    )]
+    Adopt {
+        /// The tool whose table to read [default: the one whose table is there]
+        #[arg(long, value_enum, value_name = "TOOL")]
+        from: Option<AdoptFrom>,
+        /// Show what would be recorded; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Record files that changed since the other tool applied them, as they are now
+        #[arg(long)]
+        accept_edits: bool,
+        /// Record even if the schema differs from the migrations' replay
+        #[arg(long)]
+        force: bool,
         /// Skip the backup (not recommended)
         #[arg(long)]
         no_backup: bool,

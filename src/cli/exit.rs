@@ -53,13 +53,17 @@ pub fn code_of(e: &Error) -> i32 {
         Error::Config { .. }
         | Error::Setting { .. }
         | Error::MigrationsDir { .. }
+        | Error::Extension { .. }
         | Error::NewMigration { .. }
         | Error::Output { .. } => code::USAGE,
         Error::Source(_)
+        | Error::UndefinedPlaceholders(_)
         | Error::Blocked(_)
         | Error::Hostile { .. }
         | Error::Preflight { .. }
         | Error::Drift { .. }
+        | Error::SchemaMismatch(_)
+        | Error::Adopt(_)
         | Error::Declined { .. }
         | Error::NeedsConfirmation { .. }
         | Error::NoDown { .. }
@@ -93,10 +97,16 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::MigrationsDir { .. } => {
             "create the folder (backstop new NAME does), or point --migrations / BACKSTOP_MIGRATIONS at it".into()
         }
+        Error::Extension { .. } => "check the path in `extensions` (backstop.toml) or --load-extension; \
+             SQLite adds the platform's suffix (.so, .dylib, .dll) itself; nothing was changed"
+            .into(),
         Error::NewMigration { .. } => "check that the migrations folder is writable (--migrations)".into(),
         Error::Output { .. } => return None,
         Error::Source(_) => "rename or fix the file(s): every .sql file in the migrations folder must be \
              <version>_<name>.sql (or .up.sql/.down.sql) with valid markers; nothing was changed"
+            .into(),
+        Error::UndefinedPlaceholders(_) => "nothing was changed. Give each placeholder a value: \
+             `[placeholders]` in backstop.toml (NAME = \"value\"), or --placeholder NAME=VALUE"
             .into(),
         Error::Blocked(_) => "nothing was changed. Restore the edited or missing file from version control, \
              put new changes in a new migration (backstop new NAME), run `backstop repair VERSION` to \
@@ -126,6 +136,11 @@ pub fn hint(e: &Error) -> Option<String> {
              migration, or accept it: `backstop up --yes` (the run log records what was \
              accepted); otherwise undo it by hand"
             .into(),
+        Error::SchemaMismatch(_) => "nothing was recorded. Record only what the database really has \
+             (`backstop baseline VERSION`) and let `backstop up` run the rest, or pass --force to \
+             record these migrations anyway"
+            .into(),
+        Error::Adopt(r) => adopt_hint(&r.problem),
         Error::Declined { .. } => return None,
         Error::NeedsConfirmation { flag, .. } => format!("pass {flag} to go ahead without a prompt"),
         Error::NoDown { .. } => "add a `-- migrate:down` section to the file, or restore a backup instead (backstop restore)".into(),
@@ -159,6 +174,31 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::Scratch { .. } => "nothing was changed; check the temporary folder (TMPDIR) and its free space".into(),
         Error::Interrupted => return None,
     })
+}
+
+fn adopt_hint(problem: &crate::adopt::Problem) -> String {
+    use crate::adopt::Problem;
+    match problem {
+        Problem::NoTable => "nothing was changed. If another tool's table has a name of its own, \
+             or a script built the database, record what it has with `backstop baseline VERSION`"
+            .into(),
+        Problem::NotThere(_) => "nothing was changed. Leave out --from to let backstop look for \
+             the table, or check --database"
+            .into(),
+        Problem::Several(_) => "nothing was changed. Pass --from TOOL with the tool that \
+             migrated this database last"
+            .into(),
+        Problem::Failed { .. } => "nothing was changed. Finish or undo the failed migration as \
+             described, then run `backstop adopt` again"
+            .into(),
+        Problem::Edited { .. } => "nothing was changed. Put the files back as they were applied \
+             (version control), or pass --accept-edits to record them as they are now (their new \
+             text is not run)"
+            .into(),
+        Problem::NoJournal(_) => "nothing was changed. Point --migrations at drizzle's output \
+             folder (the one holding meta/_journal.json)"
+            .into(),
+    }
 }
 
 #[cfg(test)]
@@ -234,8 +274,16 @@ mod tests {
                 },
                 2,
             ),
+            (
+                Error::Extension {
+                    path: p(),
+                    message: "x".into(),
+                },
+                2,
+            ),
             (Error::Output { source: io() }, 2),
             (Error::Source(vec![]), 3),
+            (Error::UndefinedPlaceholders(vec![]), 3),
             (Error::Blocked(vec![]), 3),
             (
                 Error::Hostile {
@@ -243,6 +291,24 @@ mod tests {
                     line: 1,
                     keyword: "BEGIN".into(),
                 },
+                3,
+            ),
+            (
+                Error::SchemaMismatch(Box::new(crate::inspect::Mismatch {
+                    database: p(),
+                    upto: "1".into(),
+                    missing: vec![],
+                    unexpected: vec![],
+                    changed: vec![],
+                    unfollowed: vec![],
+                })),
+                3,
+            ),
+            (
+                Error::Adopt(Box::new(crate::adopt::Refusal {
+                    database: p(),
+                    problem: crate::adopt::Problem::NoTable,
+                })),
                 3,
             ),
             (Error::Declined { what: "x".into() }, 3),

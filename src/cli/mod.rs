@@ -87,6 +87,8 @@ pub fn run() -> i32 {
         keep: g.keep,
         busy_timeout_ms: g.busy_timeout_ms,
         config: g.config.clone(),
+        extensions: g.load_extension.clone(),
+        placeholders: g.placeholder.clone(),
     };
     let result = settings::resolve(&overrides, &|k| std::env::var(k).ok())
         .and_then(|settings| dispatch(cli.command, &settings, &ui, &signals));
@@ -132,9 +134,29 @@ fn dispatch(
         Command::Repair { version, no_backup } => {
             cmd::repair::run(settings, ui, signals, &version, no_backup)
         }
-        Command::Baseline { version, no_backup } => {
-            cmd::baseline::run(settings, ui, signals, &version, no_backup)
-        }
+        Command::Baseline {
+            version,
+            force,
+            no_backup,
+        } => cmd::baseline::run(settings, ui, signals, &version, force, no_backup),
+        Command::Adopt {
+            from,
+            dry_run,
+            accept_edits,
+            force,
+            no_backup,
+        } => cmd::adopt::run(
+            settings,
+            ui,
+            signals,
+            &crate::adopt::AdoptOptions {
+                from: from.map(Into::into),
+                accept_edits,
+                force,
+                no_backup,
+            },
+            dry_run,
+        ),
         Command::Log => cmd::log::run(settings, ui),
         Command::Completions { .. } => Ok(Exit::Ok),
     }

@@ -2,6 +2,7 @@
 //! never creating it by accident) and the facts `status` shows. The schema
 //! fingerprint used for drift is `schema`'s.
 
+pub mod extensions;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,16 @@ pub enum Access {
 pub struct Opened {
     pub conn: Connection,
     pub created: bool,
+}
+
+/// Opens the configured database (`open`), then loads the configured
+/// extensions on the connection: every command's way in.
+pub fn open_configured(settings: &crate::Settings, access: Access) -> Result<Option<Opened>> {
+    let opened = open(&settings.database, access, settings.busy_timeout)?;
+    if let Some(o) = &opened {
+        extensions::load(&o.conn, &settings.extensions)?;
+    }
+    Ok(opened)
 }
 
 /// Opens `path`; `Ok(None)` only for `Access::Read`/`Inspect` on a file that does not exist.

@@ -5,12 +5,16 @@
 
 mod action;
 mod destructive;
+mod replay;
 mod scratch;
+
+use std::path::PathBuf;
 
 use rusqlite::Connection;
 
 pub use action::Action;
 pub use destructive::Destructive;
+pub use replay::{check_schema, Mismatch};
 
 use crate::error::{Error, Result};
 use crate::migration::{Migration, Section};
@@ -27,9 +31,15 @@ pub struct Findings {
 }
 
 /// Inspects the sections to run, in order, against the schema of `real` (None: a
-/// new database). Refuses with `Error::Hostile` for transaction-hostile statements.
-pub fn inspect(real: Option<&Connection>, steps: &[(&Migration, &Section)]) -> Result<Findings> {
-    let (scratch, mut complete) = Scratch::new(real)?;
+/// new database), with `extensions` loaded on the copy. Refuses with
+/// `Error::Hostile` for transaction-hostile statements.
+pub fn inspect(
+    real: Option<&Connection>,
+    steps: &[(&Migration, &Section)],
+    extensions: &[PathBuf],
+) -> Result<Findings> {
+    let (scratch, mut complete) = Scratch::new(real, extensions)?;
+    let scratch = scratch.refusing();
     let mut tables = Tables::new(&scratch.conn);
     let mut destructive = Vec::new();
     for &(m, section) in steps {

@@ -3,6 +3,7 @@
 //! changes are replayed there (bounded), so a huge data migration costs nothing.
 
 use std::cell::Cell;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -24,13 +25,20 @@ pub(super) struct Scratch {
     /// the first write). False once the copy may differ (an object it could
     /// not recreate, a replay that failed or was stopped, an ATTACH).
     exact: Cell<bool>,
+    /// Preflight: refuse what does not prepare while the copy is exact. The
+    /// schema check of `baseline`/`adopt` notes it instead (see `walk_noting`).
+    refusing: bool,
 }
 
 impl Scratch {
     /// A copy of `real`'s schema (an empty one for a new database); the flag
     /// is false when some object could not be recreated there.
-    pub fn new(real: Option<&Connection>) -> Result<(Scratch, bool)> {
+    /// `extensions` are loaded first: the copy must know their functions and
+    /// modules (a `vec0` virtual table, a CHECK calling `vec_length`) to be
+    /// seeded and to follow the migrations (issue 11).
+    pub fn new(real: Option<&Connection>, extensions: &[PathBuf]) -> Result<(Scratch, bool)> {
         let conn = Connection::open_in_memory().map_err(|e| Error::from_sqlite(":memory:", e))?;
+        crate::db::extensions::load(&conn, extensions)?;
         let complete = match real {
             Some(real) => seed(real, &conn).unwrap_or(false),
             None => true,
@@ -48,9 +56,17 @@ impl Scratch {
                 conn,
                 log,
                 exact: Cell::new(complete),
+                refusing: false,
             },
             complete,
         ))
+    }
+
+    /// The preflight's copy: a statement that does not prepare while the copy
+    /// is exact is refused (`Error::Preflight`) instead of noted.
+    pub fn refusing(mut self) -> Scratch {
+        self.refusing = true;
+        self
     }
 
     /// Runs each section the way the real run will: the bundled SQLite enables
@@ -76,19 +92,38 @@ impl Scratch {
     pub fn walk(
         &self,
         section: &Section,
-        mut each: impl FnMut(&[Action], Option<String>, usize, &str) -> Result<()>,
+        each: impl FnMut(&[Action], Option<String>, usize, &str) -> Result<()>,
     ) -> Result<bool> {
+        self.walk_noting(section, each)
+            .map(|stops| stops.is_empty())
+    }
+
+    /// `walk`, returning where and why the copy could not follow the section:
+    /// the statements that failed when replayed, and the one that could not be
+    /// prepared (which ends the walk). Empty when every statement was followed.
+    pub fn walk_noting(
+        &self,
+        section: &Section,
+        mut each: impl FnMut(&[Action], Option<String>, usize, &str) -> Result<()>,
+    ) -> Result<Vec<Stop>> {
         let scratch = &self.conn;
         let log = &self.log;
         let mut script = Script::new(section);
-        let mut followed = true;
+        let mut stops = Vec::new();
         loop {
             clear(log);
             let mut st = match script.next(scratch) {
                 Ok(Some(st)) => st,
-                Ok(None) => return Ok(followed),
-                Err(e) if self.exact.get() => return Err(refusal(section, e)),
-                Err(_) => return Ok(false),
+                Ok(None) => return Ok(stops),
+                Err(e) if self.refusing && self.exact.get() => return Err(refusal(section, e)),
+                Err(e) => {
+                    self.exact.set(false);
+                    stops.push(Stop {
+                        line: e.line,
+                        message: crate::apply::message(&e.error),
+                    });
+                    return Ok(stops);
+                }
             };
             let actions = take(log);
             let mut hostile = actions.iter().find_map(Action::hostile);
@@ -105,11 +140,16 @@ impl Scratch {
             // (ATTACH would touch a real file). A statement that fails only on the
             // empty copy does not stop the scan of the statements after it.
             let schema_change = actions.iter().any(Action::changes_schema);
-            if hostile.is_none() && schema_change && !replay(scratch, &mut st) {
-                followed = false;
+            if hostile.is_none() && schema_change {
+                if let Err(message) = replay(scratch, &mut st) {
+                    stops.push(Stop {
+                        line: st.line,
+                        message,
+                    });
+                }
             }
             // What an unreplayed ATTACH brings in is unknown to the copy.
-            if !followed || actions.iter().any(|a| matches!(a, Action::Attach)) {
+            if !stops.is_empty() || actions.iter().any(|a| matches!(a, Action::Attach)) {
                 self.exact.set(false);
             }
         }
@@ -139,6 +179,13 @@ fn refusal(section: &Section, e: PrepareError) -> Error {
     }
 }
 
+/// A statement the copy could not follow: its line in the file and SQLite's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub line: usize,
+    pub message: String,
+}
+
 fn clear(log: &Arc<Mutex<Vec<Action>>>) {
     if let Ok(mut l) = log.lock() {
         l.clear();
@@ -156,17 +203,20 @@ fn take(log: &Arc<Mutex<Vec<Action>>>) -> Vec<Action> {
 /// (say, an INSERT fed by a recursive CTE), which only the real run should do.
 const REPLAY_STEPS: u64 = 5_000_000;
 
-/// Runs `sql` on the copy within `REPLAY_STEPS`; false if it failed or was
-/// stopped (the section then counts as not followed).
-fn replay(scratch: &Connection, st: &mut crate::script::Statement<'_, '_>) -> bool {
+/// Runs `sql` on the copy within `REPLAY_STEPS`; SQLite's message if it
+/// failed or was stopped (the section then counts as not followed).
+fn replay(
+    scratch: &Connection,
+    st: &mut crate::script::Statement<'_, '_>,
+) -> std::result::Result<(), String> {
     let steps = AtomicU64::new(0);
     scratch.progress_handler(
         1_000,
         Some(move || steps.fetch_add(1_000, Ordering::Relaxed) >= REPLAY_STEPS),
     );
-    let ok = st.run().is_ok();
+    let ran = st.run().map_err(|e| crate::apply::message(&e));
     scratch.progress_handler(0, None::<fn() -> bool>);
-    ok
+    ran
 }
 
 /// Copies the real schema (no rows) into the scratch database. Returns false if

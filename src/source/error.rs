@@ -53,6 +53,10 @@ pub enum FileErrorKind {
     /// A diesel-style folder without its `up.sql`.
     NoUpSql,
     BadMetadata(String),
+    /// A `${NAME}` placeholder with no value in the `placeholders` setting.
+    UndefinedPlaceholder {
+        name: String,
+    },
 }
 
 impl fmt::Display for FileError {
@@ -124,6 +128,11 @@ impl fmt::Display for FileError {
                  <version>_<name>/up.sql and down.sql)",
             ),
             BadMetadata(e) => write!(f, "metadata.toml does not parse: {e}"),
+            UndefinedPlaceholder { name } => write!(
+                f,
+                "placeholder ${{{name}}} has no value (placeholders are replaced before the \
+                 migration runs)"
+            ),
         }
     }
 }

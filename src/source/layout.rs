@@ -177,6 +177,18 @@ fn flyway_version(mut parts: Vec<u64>, written: &str) -> Version {
     Version::new(id, written.to_owned(), Key::Parts(parts))
 }
 
+/// A diesel version as its folder would write it. A recorded row keeps only
+/// diesel's version (dashes removed), so a 14-digit one is written back in
+/// the style `diesel migration generate` uses (`2024-03-06-170000`).
+fn diesel_folder(version: &Version) -> String {
+    let shown = version.shown();
+    let id = version.id();
+    if shown != id || id.len() != 14 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return shown.to_owned();
+    }
+    format!("{}-{}-{}-{}", &id[..4], &id[4..6], &id[6..8], &id[8..])
+}
+
 /// `YYYY_MM_DD[_HHMM[SS]]_name` (or with dashes): the version part and the name.
 fn dated(stem: &str) -> Option<(&str, &str)> {
     let b = stem.as_bytes();
@@ -213,7 +225,7 @@ impl Layout {
         match self {
             Layout::Numbered => format!("{}_{name}.sql or .up.sql", version.shown()),
             Layout::Dated => format!("{}.sql", version.id()),
-            Layout::Diesel => format!("{}_{name}/up.sql", version.shown()),
+            Layout::Diesel => format!("{}_{name}/up.sql", diesel_folder(version)),
             Layout::Flyway => format!("V{}__{name}.sql", version.shown()),
         }
     }
@@ -362,5 +374,13 @@ mod tests {
             Layout::Diesel.bound("2024-03-13").unwrap(),
             Key::Text("20240313".into())
         );
+        // A missing diesel folder is named as diesel would have named it.
+        let row = Layout::Diesel.recorded("20240306170000");
+        assert_eq!(
+            Layout::Diesel.file_name(&row, "a"),
+            "2024-03-06-170000_a/up.sql"
+        );
+        let row = Layout::Diesel.recorded("20240313");
+        assert_eq!(Layout::Diesel.file_name(&row, "x"), "20240313_x/up.sql");
     }
 }

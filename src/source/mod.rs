@@ -7,6 +7,7 @@ mod error;
 mod layout;
 mod markers;
 mod new;
+pub mod placeholders;
 mod scan;
 
 use std::collections::BTreeMap;

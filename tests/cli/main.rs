@@ -4,8 +4,12 @@
 mod pty;
 mod sandbox;
 
+mod adopt;
 mod backups;
+mod baseline_check;
+mod extensions;
 mod faults;
+mod layouts;
 mod output;
 mod preflight;
 mod settings;

@@ -7,9 +7,10 @@ pub fn run(
     ui: &Ui,
     signals: &Signals,
     version: &str,
+    force: bool,
     no_backup: bool,
 ) -> Result<Exit, Error> {
-    let todo = crate::baseline::preview(settings, version)?;
+    let todo = crate::baseline::preview(settings, version, force)?;
     if todo.migrations.is_empty() {
         if !ui.quiet {
             eprintln!("every migration up to {version} is already recorded; nothing to do");
@@ -17,6 +18,13 @@ pub fn run(
         return Ok(Exit::Ok);
     }
     if !ui.json && !ui.quiet {
+        if force {
+            eprintln!("--force: the database's schema is not compared with the migrations");
+        } else {
+            eprintln!(
+                "the database's schema matches these migrations replayed on an empty database"
+            );
+        }
         eprintln!("these migrations will be recorded as applied, without running them:");
         for m in &todo.migrations {
             eprintln!("  {} {}", m.version, m.name);
@@ -33,7 +41,7 @@ pub fn run(
         });
     }
     let mut progress = Progress::new(ui, signals);
-    let report = crate::baseline::run(settings, version, no_backup, &mut progress)?;
+    let report = crate::baseline::run(settings, version, force, no_backup, &mut progress)?;
     progress.finish();
     drop(progress);
     if ui.json {

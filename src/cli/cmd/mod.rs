@@ -1,5 +1,6 @@
 //! One file per subcommand: build options, call one library function, render.
 
+pub mod adopt;
 pub mod backup;
 pub mod baseline;
 pub mod down;
