@@ -338,7 +338,7 @@ pub fn runs(conn: &Connection) -> rusqlite::Result<Vec<RunRow>> {
     // A run killed before it finished never wrote its list: the tracking rows
     // still say which migrations it committed.
     let mut by_run = conn.prepare(&format!(
-        "SELECT version FROM {MIGRATIONS} WHERE run_id = ?1 ORDER BY CAST(version AS INTEGER)"
+        "SELECT version FROM {MIGRATIONS} WHERE run_id = ?1 ORDER BY applied_at, rowid"
     ))?;
     for run in runs.iter_mut().filter(|r| r.finished_at.is_none()) {
         // SPEC's outcomes: a run that never finished was interrupted (killed).
