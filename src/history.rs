@@ -33,11 +33,19 @@ pub fn is_internal(table: &str) -> bool {
 
 /// Creates the tracking tables if needed. Runs inside the caller's transaction.
 pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
+    for ddl in create_tables() {
+        conn.execute_batch(&ddl)?;
+    }
+    Ok(())
+}
+
+fn create_tables() -> [String; 2] {
     // Versions are stored as text: numbered ones in decimal (SQLite integers
     // are signed 64-bit, and a version may be any unsigned 64-bit number), the
     // other layouts as their canonical id (see `migration::Version`).
-    conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {MIGRATIONS} (
+    [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {MIGRATIONS} (
             version       TEXT PRIMARY KEY,
             name          TEXT NOT NULL,
             checksum      TEXT NOT NULL,
@@ -47,8 +55,10 @@ pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
             duration_ms   INTEGER NOT NULL,
             rows_changed  INTEGER NOT NULL,
             run_id        INTEGER
-        );
-        CREATE TABLE IF NOT EXISTS {RUNS} (
+        )"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {RUNS} (
             id             INTEGER PRIMARY KEY,
             command        TEXT NOT NULL,
             tool_version   TEXT NOT NULL,
@@ -62,8 +72,9 @@ pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
             schema_after   TEXT,
             schema_objects TEXT,
             detail         TEXT
-        );"
-    ))
+        )"
+        ),
+    ]
 }
 
 fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
@@ -146,6 +157,111 @@ pub fn record(
         ],
     )?;
     Ok(())
+}
+
+/// `version`'s tracking row, as the run it names (`None`: not recorded). After
+/// a migration ran in another process that ended without saying how, this
+/// tells whether it committed (recorded if and only if committed).
+pub fn recorded_run(conn: &Connection, version: &Version) -> rusqlite::Result<Option<Option<i64>>> {
+    if !table_exists(conn, MIGRATIONS)? {
+        return Ok(None);
+    }
+    conn.query_row(
+        &format!("SELECT run_id FROM {MIGRATIONS} WHERE version = ?1"),
+        [version.id()],
+        |r| r.get::<_, Option<i64>>(0),
+    )
+    .optional()
+}
+
+/// One statement of a tracking change that another process makes: backstop's
+/// Python runner (apply/python.rs) runs these in order after the module, in the
+/// module's own transaction, so the module's work and its row commit together
+/// (issue 12). Parameters are named; the runner binds `duration_ms` and
+/// `rows_changed` itself (it measures them), and a statement's `returns` name
+/// to its `last_insert_rowid()` for the statements after it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Statement {
+    pub sql: String,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub returns: Option<&'static str>,
+}
+
+/// What a migration run elsewhere changes in the tracking table.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// `up`: its row, as `record` writes it.
+    Record(&'a Migration),
+    /// `down`: its row removed, as `unrecord` does.
+    Unrecord(&'a Version),
+}
+
+/// The statements for `change`: the tables if missing, the run row when the
+/// run has none yet (`run_id` None: this migration is the run's first to
+/// commit), then the migration's row.
+pub fn statements_elsewhere(
+    change: Change<'_>,
+    run_id: Option<i64>,
+    run: &RunStart<'_>,
+) -> Vec<Statement> {
+    use serde_json::{json, Map, Value};
+    let stmt = |sql: String, params: Value, returns| Statement {
+        sql,
+        params: match params {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        },
+        returns,
+    };
+    let mut out: Vec<Statement> = create_tables()
+        .into_iter()
+        .map(|ddl| stmt(ddl, json!({}), None))
+        .collect();
+    if run_id.is_none() {
+        out.push(stmt(
+            format!(
+                "INSERT INTO {RUNS} (command, tool_version, started_at, outcome, backup, schema_before)
+                 VALUES (:command, :tool_version, :started_at, 'running', :backup, :schema_before)"
+            ),
+            json!({
+                "command": run.command,
+                "tool_version": env!("CARGO_PKG_VERSION"),
+                "started_at": run.started_at,
+                "backup": run.backup,
+                "schema_before": run.schema_before,
+            }),
+            Some("run_id"),
+        ));
+    }
+    out.push(match change {
+        // applied_at as `now()` writes it: RFC 3339 UTC with milliseconds.
+        Change::Record(m) => stmt(
+            format!(
+                "INSERT INTO {MIGRATIONS} (version, name, checksum, up_sql, down_checksum, applied_at,
+                    duration_ms, rows_changed, run_id)
+                 VALUES (:version, :name, :checksum, :up_sql, :down_checksum,
+                    strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), :duration_ms, :rows_changed, :run_id)"
+            ),
+            json!({
+                "version": m.version.id(),
+                "name": m.name,
+                "checksum": m.checksum.as_str(),
+                "up_sql": m.up.text,
+                "down_checksum": m.down_checksum.as_ref().map(Checksum::as_str),
+                "run_id": run_id,
+                // Measured and bound by the runner.
+                "duration_ms": null,
+                "rows_changed": null,
+            }),
+            None,
+        ),
+        Change::Unrecord(v) => stmt(
+            format!("DELETE FROM {MIGRATIONS} WHERE version = :version"),
+            json!({ "version": v.id() }),
+            None,
+        ),
+    });
+    out
 }
 
 /// Removes the tracking row of a migration that was rolled back by `down`.

@@ -123,6 +123,7 @@ pub fn run() -> i32 {
         backups: g.backups.clone(),
         keep: g.keep,
         busy_timeout_ms: g.busy_timeout_ms,
+        python: g.python.clone(),
         config: g.config.clone(),
     };
     let result = settings::resolve(&overrides, &|k| std::env::var(k).ok())

@@ -26,6 +26,8 @@ pub struct Progress<'a> {
     rehearsal: bool,
     /// Of the migration running now: `down` reverts, it does not apply.
     direction: Direction,
+    /// The migration whose output is being shown under its name (bars only).
+    output_of: Option<String>,
 }
 
 impl<'a> Progress<'a> {
@@ -41,6 +43,7 @@ impl<'a> Progress<'a> {
             bytes: None,
             rehearsal: false,
             direction: Direction::Up,
+            output_of: None,
         }
     }
 
@@ -85,6 +88,29 @@ impl<'a> Progress<'a> {
             .flatten()
         {
             bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress<'_> {
+    /// A line an executable migration printed (issue 12): on a terminal under
+    /// the migration's name (printed once, above the bars), in plain mode
+    /// prefixed with its version so lines of a log can be told apart.
+    fn output(&mut self, migration: &crate::migration::Migration, line: &str) {
+        if self.multi.is_some() {
+            let id = migration.version.id().to_owned();
+            if self.output_of.as_deref() != Some(id.as_str()) {
+                self.line(format!(
+                    "{} {} {}",
+                    style("▸").for_stderr().dim(),
+                    migration.version,
+                    migration.name
+                ));
+                self.output_of = Some(id);
+            }
+            self.line(format!("  {} {line}", style("│").for_stderr().dim()));
+        } else {
+            self.line(format!("{}: {line}", migration.version));
         }
     }
 }
@@ -249,6 +275,9 @@ impl Observer for Progress<'_> {
                     );
                 }
             }
+            Event::Output {
+                migration, line, ..
+            } => self.output(migration, line),
             Event::Warning { message } => self.line(format!(
                 "{} {message}",
                 style("warning:").for_stderr().yellow().bold()
