@@ -145,6 +145,11 @@ impl Child {
         stdin.flush()
     }
 
+    /// Closes the child's stdin: what it reads from there now ends.
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
     /// Streams output to `obs` until a message arrives or the child exited
     /// (and its output was read), passing Ctrl-C on.
     pub fn next(&mut self, m: &Migration, obs: &mut dyn Observer, interrupt: &Interrupt) -> Next {

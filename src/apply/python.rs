@@ -125,7 +125,10 @@ pub(super) fn finish(
 ) -> (Result<Done, Failed>, Vec<OutputLine>) {
     let child = &mut held.child;
     let go = serde_json::json!({ "go": true, "statements": statements });
-    let answer = match child.send(&go.to_string()) {
+    let sent = child.send(&go.to_string());
+    // Nothing more to say: a module that reads stdin gets EOF, not a hang.
+    child.close_stdin();
+    let answer = match sent {
         Ok(()) => match child.next(m, obs, interrupt) {
             Next::Message(text) => Some(text),
             Next::Exited(_) => None,

@@ -29,6 +29,7 @@ import sys
 import time
 import traceback
 
+os.set_inheritable(3, False)  # not for what the module starts
 MESSAGES = os.fdopen(3, "w")
 STATE = {"interrupted": False, "in_module": False}
 TABLE_ARG = {

@@ -5,6 +5,7 @@ mod pty;
 mod sandbox;
 
 mod backups;
+mod executables;
 mod faults;
 mod output;
 mod settings;
