@@ -10,6 +10,10 @@ use crate::db::Schema;
 use crate::migration::{Migration, Version};
 use crate::source::Layout;
 
+mod elsewhere;
+
+pub use elsewhere::{statements_elsewhere, Change, Statement};
+
 const MIGRATIONS: &str = "_backstop_migrations";
 const RUNS: &str = "_backstop_runs";
 
@@ -172,96 +176,6 @@ pub fn recorded_run(conn: &Connection, version: &Version) -> rusqlite::Result<Op
         |r| r.get::<_, Option<i64>>(0),
     )
     .optional()
-}
-
-/// One statement of a tracking change that another process makes: backstop's
-/// Python runner (apply/python.rs) runs these in order after the module, in the
-/// module's own transaction, so the module's work and its row commit together
-/// (issue 12). Parameters are named; the runner binds `duration_ms` and
-/// `rows_changed` itself (it measures them), and a statement's `returns` name
-/// to its `last_insert_rowid()` for the statements after it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Statement {
-    pub sql: String,
-    pub params: serde_json::Map<String, serde_json::Value>,
-    pub returns: Option<&'static str>,
-}
-
-/// What a migration run elsewhere changes in the tracking table.
-#[derive(Debug, Clone, Copy)]
-pub enum Change<'a> {
-    /// `up`: its row, as `record` writes it.
-    Record(&'a Migration),
-    /// `down`: its row removed, as `unrecord` does.
-    Unrecord(&'a Version),
-}
-
-/// The statements for `change`: the tables if missing, the run row when the
-/// run has none yet (`run_id` None: this migration is the run's first to
-/// commit), then the migration's row.
-pub fn statements_elsewhere(
-    change: Change<'_>,
-    run_id: Option<i64>,
-    run: &RunStart<'_>,
-) -> Vec<Statement> {
-    use serde_json::{json, Map, Value};
-    let stmt = |sql: String, params: Value, returns| Statement {
-        sql,
-        params: match params {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        },
-        returns,
-    };
-    let mut out: Vec<Statement> = create_tables()
-        .into_iter()
-        .map(|ddl| stmt(ddl, json!({}), None))
-        .collect();
-    if run_id.is_none() {
-        out.push(stmt(
-            format!(
-                "INSERT INTO {RUNS} (command, tool_version, started_at, outcome, backup, schema_before)
-                 VALUES (:command, :tool_version, :started_at, 'running', :backup, :schema_before)"
-            ),
-            json!({
-                "command": run.command,
-                "tool_version": env!("CARGO_PKG_VERSION"),
-                "started_at": run.started_at,
-                "backup": run.backup,
-                "schema_before": run.schema_before,
-            }),
-            Some("run_id"),
-        ));
-    }
-    out.push(match change {
-        // applied_at as `now()` writes it: RFC 3339 UTC with milliseconds.
-        Change::Record(m) => stmt(
-            format!(
-                "INSERT INTO {MIGRATIONS} (version, name, checksum, up_sql, down_checksum, applied_at,
-                    duration_ms, rows_changed, run_id)
-                 VALUES (:version, :name, :checksum, :up_sql, :down_checksum,
-                    strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), :duration_ms, :rows_changed, :run_id)"
-            ),
-            json!({
-                "version": m.version.id(),
-                "name": m.name,
-                "checksum": m.checksum.as_str(),
-                "up_sql": m.up.text,
-                "down_checksum": m.down_checksum.as_ref().map(Checksum::as_str),
-                "run_id": run_id,
-                // Measured and bound by the runner.
-                "duration_ms": null,
-                "rows_changed": null,
-            }),
-            None,
-        ),
-        Change::Unrecord(v) => stmt(
-            format!("DELETE FROM {MIGRATIONS} WHERE version = :version"),
-            json!({ "version": v.id() }),
-            None,
-        ),
-    });
-    out
 }
 
 /// Removes the tracking row of a migration that was rolled back by `down`.

@@ -124,6 +124,17 @@ pub(super) fn finish(
     interrupt: &Interrupt,
 ) -> (Result<Done, Failed>, Vec<OutputLine>) {
     let child = &mut held.child;
+    if interrupt.is_set() {
+        // Ctrl-C while the lock was taken or the backup made: stop here.
+        let _ = child.send(r#"{"go": false}"#);
+        child.close_stdin();
+        child.wait(m, obs, interrupt);
+        let stop = Failed {
+            line: 1,
+            cause: Cause::Interrupted,
+        };
+        return (Err(stop), child.take_output());
+    }
     let go = serde_json::json!({ "go": true, "statements": statements });
     let sent = child.send(&go.to_string());
     // Nothing more to say: a module that reads stdin gets EOF, not a hang.

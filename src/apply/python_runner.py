@@ -138,6 +138,8 @@ def run_module(conn, guard, job):
     """Imports the module and calls its function; returns None, or the failure
     as (cause, message, line, traceback lines)."""
     path, function = job["module"], job["function"]
+    if STATE["interrupted"]:
+        return ("interrupted", "interrupted", None, [])
     sys.path.insert(1, os.path.dirname(path))
     sys.argv = [path]
     try:

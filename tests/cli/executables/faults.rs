@@ -240,3 +240,27 @@ fn a_failed_script_then_the_restore_prompt_puts_the_backup_back() {
         0
     );
 }
+
+#[test]
+fn ctrl_c_on_a_terminal_reaches_a_module_through_backstop() {
+    if !python() {
+        return;
+    }
+    let s = Sandbox::new();
+    s.migration("1_init.sql", INIT)
+        .migration("2_hang.py", HANGING_MODULE)
+        .write("hang", "");
+    let mut pty = Pty::spawn(&s, &["up"]);
+    pty.expect("│ module started");
+    // The terminal sends SIGINT to backstop's group only; the runner has its
+    // own, and gets it from backstop.
+    pty.send("\x03");
+    pty.expect("migration 2 interrupted; rolled back");
+    pty.expect("What now?");
+    pty.send("\r");
+    pty.expect("restored");
+    let transcript = pty.transcript();
+    assert_eq!(pty.exit_code(), 130, "{transcript}");
+    assert!(!s.table_exists("t"));
+    assert_eq!(s.applied(), Vec::<u64>::new());
+}
