@@ -16,6 +16,22 @@ impl Checksum {
         Checksum(hex(&Sha256::digest(normalize(text).as_bytes())))
     }
 
+    /// Checksum of a file's bytes (executable migrations, which need not be
+    /// text): the same normalization on bytes, so a UTF-8 file hashes as
+    /// `of` hashes its text.
+    pub fn of_bytes(bytes: &[u8]) -> Checksum {
+        let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+        let mut h = Sha256::new();
+        let mut rest = bytes;
+        while let Some(at) = rest.windows(2).position(|w| w == b"\r\n") {
+            h.update(&rest[..at]);
+            h.update(b"\n");
+            rest = &rest[at + 2..];
+        }
+        h.update(rest);
+        Checksum(hex(&h.finalize()))
+    }
+
     /// A checksum read back from the tracking table.
     pub fn from_hex(hex: String) -> Checksum {
         Checksum(hex)
@@ -74,6 +90,21 @@ mod tests {
         let bom = Checksum::of("\u{feff}CREATE TABLE a(x);\r\nINSERT INTO a VALUES (1);\n");
         assert_eq!(lf, crlf);
         assert_eq!(lf, bom);
+    }
+
+    #[test]
+    fn bytes_hash_as_their_text_does() {
+        for text in ["a\r\nb\r\n", "\u{feff}x\r\n", "plain", "", "\r\r\n\n"] {
+            assert_eq!(
+                Checksum::of_bytes(text.as_bytes()),
+                Checksum::of(text),
+                "{text:?}"
+            );
+        }
+        assert_ne!(
+            Checksum::of_bytes(b"\xff\r\n"),
+            Checksum::of_bytes(b"\xff\n\n")
+        );
     }
 
     #[test]

@@ -94,9 +94,22 @@ pub enum Error {
     #[error("{count} check(s) failed for {path}")]
     Findings { count: usize, path: PathBuf },
 
+    #[error("cannot run Python migrations with {python}: {problem}")]
+    Interpreter { python: PathBuf, problem: String },
+
+    #[error("{path}: backstop's Python runner could not start the migration: {problem}")]
+    Runner { path: PathBuf, problem: String },
+
     // ----- a migration failed (exit 1, or 130 when interrupted) -----
     #[error("{0}")]
     Migration(Box<crate::apply::RunFailure>),
+
+    #[error("the real database {path} changed during the rehearsal{}; the rehearsal is not a true picture, and the real file may need a look", by_what(.running))]
+    RealChanged {
+        path: PathBuf,
+        /// The executable migrations that ran in the rehearsal.
+        running: Vec<Version>,
+    },
 
     // ----- database unavailable (exit 4) -----
     #[error("{path} is locked by another connection")]
@@ -155,6 +168,19 @@ pub enum Error {
 
     #[error("cannot write the output: {source}")]
     Output { source: io::Error },
+}
+
+fn by_what(running: &[Version]) -> String {
+    match running {
+        [] => String::new(),
+        vs => format!(
+            " while migration(s) {} ran on the copy",
+            vs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 impl Error {

@@ -10,6 +10,10 @@ use crate::db::Schema;
 use crate::migration::{Migration, Version};
 use crate::source::Layout;
 
+mod elsewhere;
+
+pub use elsewhere::{statements_elsewhere, Change, Statement};
+
 const MIGRATIONS: &str = "_backstop_migrations";
 const RUNS: &str = "_backstop_runs";
 
@@ -33,11 +37,19 @@ pub fn is_internal(table: &str) -> bool {
 
 /// Creates the tracking tables if needed. Runs inside the caller's transaction.
 pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
+    for ddl in create_tables() {
+        conn.execute_batch(&ddl)?;
+    }
+    Ok(())
+}
+
+fn create_tables() -> [String; 2] {
     // Versions are stored as text: numbered ones in decimal (SQLite integers
     // are signed 64-bit, and a version may be any unsigned 64-bit number), the
     // other layouts as their canonical id (see `migration::Version`).
-    conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {MIGRATIONS} (
+    [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {MIGRATIONS} (
             version       TEXT PRIMARY KEY,
             name          TEXT NOT NULL,
             checksum      TEXT NOT NULL,
@@ -47,8 +59,10 @@ pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
             duration_ms   INTEGER NOT NULL,
             rows_changed  INTEGER NOT NULL,
             run_id        INTEGER
-        );
-        CREATE TABLE IF NOT EXISTS {RUNS} (
+        )"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {RUNS} (
             id             INTEGER PRIMARY KEY,
             command        TEXT NOT NULL,
             tool_version   TEXT NOT NULL,
@@ -62,8 +76,9 @@ pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
             schema_after   TEXT,
             schema_objects TEXT,
             detail         TEXT
-        );"
-    ))
+        )"
+        ),
+    ]
 }
 
 fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
@@ -146,6 +161,21 @@ pub fn record(
         ],
     )?;
     Ok(())
+}
+
+/// `version`'s tracking row, as the run it names (`None`: not recorded). After
+/// a migration ran in another process that ended without saying how, this
+/// tells whether it committed (recorded if and only if committed).
+pub fn recorded_run(conn: &Connection, version: &Version) -> rusqlite::Result<Option<Option<i64>>> {
+    if !table_exists(conn, MIGRATIONS)? {
+        return Ok(None);
+    }
+    conn.query_row(
+        &format!("SELECT run_id FROM {MIGRATIONS} WHERE version = ?1"),
+        [version.id()],
+        |r| r.get::<_, Option<i64>>(0),
+    )
+    .optional()
 }
 
 /// Removes the tracking row of a migration that was rolled back by `down`.

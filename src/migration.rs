@@ -1,4 +1,4 @@
-//! What a migration file says: its version, name, sections and options.
+//! What a migration file says: its version, name, kind, sections and options.
 //! Reading the folder, its layout and the markers is `source`'s job.
 
 use std::cmp::Ordering;
@@ -143,14 +143,42 @@ impl Section {
     }
 }
 
+/// How a migration runs (SPEC "Migration files", executable migrations; issue 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// SQL sections, run by backstop itself.
+    Sql,
+    /// A `.py` file with a top-level `def up(`: run through backstop's Python
+    /// runner in one transaction together with its tracking row.
+    Module,
+    /// Any other `.py` file, or a file with the executable bit: a child process
+    /// that opens the database itself, recorded when it exits 0.
+    Script,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Sql => "sql",
+            Kind::Module => "python module",
+            Kind::Script => "script",
+        })
+    }
+}
+
 /// A migration as read from the migrations folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
     pub version: Version,
     pub name: String,
+    pub kind: Kind,
     /// The file holding the up section.
     pub path: PathBuf,
+    /// For executables, the whole file as text (what the tracking table keeps
+    /// and `repair` diffs), with `transaction` true for a module only.
     pub up: Section,
+    /// A module's down is its `def down(`, in the same file.
     pub down: Option<Section>,
     pub checksum: Checksum,
     pub down_checksum: Option<Checksum>,
@@ -161,12 +189,53 @@ impl Migration {
         Migration {
             version,
             name,
+            kind: Kind::Sql,
             path: up.path.clone(),
             checksum: Checksum::of(&up.text),
             down_checksum: down.as_ref().map(|d| Checksum::of(&d.text)),
             up,
             down,
         }
+    }
+
+    /// An executable migration: `checksum` is of the file's bytes (BOM and CRLF
+    /// normalized, as for SQL), `text` what the tracking table records.
+    pub fn executable(
+        version: Version,
+        name: String,
+        kind: Kind,
+        path: PathBuf,
+        text: String,
+        checksum: Checksum,
+        has_down: bool,
+    ) -> Migration {
+        let section = Section {
+            path: path.clone(),
+            text,
+            first_line: 1,
+            options: Options {
+                // A module's work and its row share one transaction; a script
+                // commits on its own (SPEC: "not atomic with its row").
+                transaction: kind == Kind::Module,
+                foreign_keys: false,
+            },
+        };
+        let down = has_down.then(|| section.clone());
+        Migration {
+            version,
+            name,
+            kind,
+            path,
+            down_checksum: has_down.then(|| checksum.clone()),
+            checksum,
+            up: section,
+            down,
+        }
+    }
+
+    /// Runs in a process of its own (module or script), not on backstop's connection.
+    pub fn is_executable(&self) -> bool {
+        self.kind != Kind::Sql
     }
 }
 

@@ -61,6 +61,12 @@ pub enum Event<'a> {
         line: usize,
         message: &'a str,
     },
+    /// A line an executable migration printed (issue 12), as it comes.
+    Output {
+        migration: &'a Migration,
+        stream: Stream,
+        line: &'a str,
+    },
     RestoreStarted {
         backup: &'a Path,
         bytes: u64,
@@ -72,6 +78,21 @@ pub enum Event<'a> {
     Warning {
         message: &'a str,
     },
+}
+
+/// Which of a child process's streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A line of an executable migration's output, kept for `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutputLine {
+    pub stream: Stream,
+    pub line: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

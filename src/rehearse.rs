@@ -1,6 +1,9 @@
 //! `up --dry-run`: the whole run rehearsed on a temporary copy of the real
 //! database (taken with the backup API), reporting what would happen. The real
-//! file and the backups folder are never written.
+//! file and the backups folder are never written; executable migrations, which
+//! open the database themselves, are kept off the real file by `guard`.
+
+mod guard;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,7 +15,9 @@ use crate::db::{Drift, Schema};
 use crate::error::{Error, Result};
 use crate::inspect::Destructive;
 use crate::observe::{Event, Interrupt, Observer};
+use crate::project::{Need, Project};
 use crate::settings::Settings;
+use crate::Version;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Rehearsal {
@@ -73,6 +78,45 @@ pub fn rehearse(
     interrupt: &Interrupt,
 ) -> Result<Rehearsal> {
     let real = &settings.database;
+    let executables = pending_executables(settings, opts)?;
+    let guard = match executables.is_empty() {
+        true => None,
+        false => Some(guard::Guard::take(real, settings.busy_timeout)?),
+    };
+    let result = rehearse_on_copy(settings, opts, obs, interrupt, guard.is_some());
+    if guard.is_some_and(|g| !g.untouched()) {
+        return Err(Error::RealChanged {
+            path: real.clone(),
+            running: executables,
+        });
+    }
+    result
+}
+
+/// The executable migrations `up` would run now (issue 12).
+fn pending_executables(settings: &Settings, opts: &UpOptions) -> Result<Vec<Version>> {
+    let project = Project::load(settings, Need::Optional)?;
+    let to = match &opts.to {
+        Some(arg) => Some(project.bound(arg, "--to")?),
+        None => None,
+    };
+    let plan = project.plan();
+    let pending = plan.pending(to.as_ref(), opts.allow_out_of_order);
+    Ok(pending
+        .iter()
+        .filter(|m| m.is_executable())
+        .map(|m| m.version.clone())
+        .collect())
+}
+
+fn rehearse_on_copy(
+    settings: &Settings,
+    opts: &UpOptions,
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+    guarded: bool,
+) -> Result<Rehearsal> {
+    let real = &settings.database;
     let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let name = real
         .file_name()
@@ -129,7 +173,15 @@ pub fn rehearse(
     let (migrations, failure, destructive) = match result {
         Ok(r) => (r.applied, None, r.destructive),
         Err(Error::Migration(f)) => {
-            let message = f.to_string();
+            let mut message = f.to_string();
+            if guarded && f.kind != crate::migration::Kind::Sql && message.contains("locked") {
+                message.push_str(&format!(
+                    "\n  note: while executable migrations rehearse, backstop holds the write lock \
+                     of the real {}, so one that opens it by a path of its own instead of \
+                     BACKSTOP_DATABASE / DATABASE_URL fails with \"database is locked\"",
+                    real.display()
+                ));
+            }
             let failure = RehearsedFailure {
                 version: f.version,
                 name: f.name.clone(),

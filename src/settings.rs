@@ -25,6 +25,17 @@ pub struct Settings {
     pub extensions: Vec<PathBuf>,
     /// Values for Flyway-style `${NAME}` placeholders (issue 11).
     pub placeholders: BTreeMap<String, String>,
+    /// The Python that runs `.py` migrations, as given (`--python`,
+    /// `BACKSTOP_PYTHON`, `python` in backstop.toml); `None`: the default,
+    /// `<project>/.venv/bin/python` if present, else `python3` on PATH.
+    pub python: Option<PathBuf>,
+    /// The project folder: the folder of the config file, or the current
+    /// folder (empty path) without one. Executable migrations run in it.
+    pub project: PathBuf,
+    /// More variables that scripts get the database's absolute path in,
+    /// besides `BACKSTOP_DATABASE` and `DATABASE_URL` (`database_env` in
+    /// backstop.toml, for scripts that read `DB_PATH` and the like).
+    pub database_env: Vec<String>,
 }
 
 /// Values given on the command line; `None` when the flag was absent.
@@ -35,6 +46,7 @@ pub struct Overrides {
     pub backups: Option<PathBuf>,
     pub keep: Option<usize>,
     pub busy_timeout_ms: Option<u64>,
+    pub python: Option<PathBuf>,
     /// `--config FILE`; otherwise `backstop.toml` in the current folder, if present.
     pub config: Option<PathBuf>,
     /// `--load-extension PATH`, repeated: replaces the file's `extensions`.
@@ -54,6 +66,8 @@ struct FileSettings {
     busy_timeout_ms: Option<u64>,
     extensions: Option<Vec<PathBuf>>,
     placeholders: Option<BTreeMap<String, String>>,
+    python: Option<PathBuf>,
+    database_env: Option<Vec<String>>,
 }
 
 pub const DEFAULT_CONFIG: &str = "backstop.toml";
@@ -168,6 +182,30 @@ fn resolve_with(
         let (name, value) = placeholder_arg(arg)?;
         placeholders.insert(name, value);
     }
+    // A bare name (`python3.12`) is looked up on PATH when it runs; a path
+    // from the file is relative to the file, like the other paths.
+    let python = flags
+        .python
+        .clone()
+        .or_else(|| env("BACKSTOP_PYTHON").map(PathBuf::from))
+        .or_else(|| {
+            file.python.map(|p| {
+                if p.components().count() > 1 {
+                    from_file(p)
+                } else {
+                    p
+                }
+            })
+        });
+    let database_env = file.database_env.unwrap_or_default();
+    if let Some(bad) = database_env.iter().find(|n| !is_env_name(n)) {
+        return Err(Error::Setting {
+            setting: "database_env (backstop.toml)",
+            value: bad.clone(),
+            expected:
+                "names of environment variables (letters, digits and _, not starting with a digit)",
+        });
+    }
     Ok(Settings {
         database,
         migrations,
@@ -176,6 +214,9 @@ fn resolve_with(
         busy_timeout: Duration::from_millis(busy_ms),
         extensions,
         placeholders,
+        python,
+        project: base.to_path_buf(),
+        database_env,
     })
 }
 
@@ -191,6 +232,14 @@ fn placeholder_arg(arg: &str) -> Result<(String, String)> {
             expected: "NAME=VALUE, e.g. --placeholder schema_owner=app",
         }),
     }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Accepts a plain path or a `sqlite:` / `sqlite://` URL (as sqlx and dbmate write
@@ -344,6 +393,29 @@ mod tests {
             };
             assert!(run(flags, &[], "").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn python_and_database_env() {
+        let file = "python = '.venv/bin/python'\ndatabase_env = ['DB_PATH']";
+        let s = run(Overrides::default(), &[], file).unwrap();
+        assert_eq!(s.python, Some(PathBuf::from("conf/.venv/bin/python")));
+        assert_eq!(s.database_env, ["DB_PATH"]);
+        assert_eq!(s.project, PathBuf::from("conf"));
+        // A bare name stays a name, to be found on PATH.
+        let s = run(Overrides::default(), &[], "python = 'python3.12'").unwrap();
+        assert_eq!(s.python, Some(PathBuf::from("python3.12")));
+        let s = run(Overrides::default(), &[("BACKSTOP_PYTHON", "/e/py")], file).unwrap();
+        assert_eq!(s.python, Some(PathBuf::from("/e/py")));
+        let flags = Overrides {
+            python: Some("/f/py".into()),
+            ..Default::default()
+        };
+        let s = run(flags, &[("BACKSTOP_PYTHON", "/e/py")], file).unwrap();
+        assert_eq!(s.python, Some(PathBuf::from("/f/py")));
+        assert_eq!(run(Overrides::default(), &[], "").unwrap().python, None);
+        assert!(run(Overrides::default(), &[], "database_env = ['1X']").is_err());
+        assert!(run(Overrides::default(), &[], "database_env = ['A B']").is_err());
     }
 
     #[test]

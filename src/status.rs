@@ -35,6 +35,8 @@ pub struct Row {
     pub name: String,
     pub state: State,
     pub file: Option<PathBuf>,
+    /// How the file runs (None: the file is missing).
+    pub kind: Option<crate::migration::Kind>,
     pub applied_at: Option<String>,
 }
 
@@ -87,6 +89,7 @@ pub fn read(settings: &Settings) -> Result<Status> {
                 name: e.name().to_owned(),
                 state: e.state,
                 file: e.file.map(|f| f.path.clone()),
+                kind: e.file.map(|f| f.kind),
                 applied_at: e.row.map(|r| r.applied_at.clone()),
             }
         })

@@ -2,20 +2,23 @@
 //! run each section in its own transaction with its tracking change. Split by
 //! what each part decides: `confirm` (before any lock), `lock_and_back_up`
 //! (SPEC `up`: no unnoticed writer between the backup and the first
-//! migration), `run_steps` (the loop) and `fail` (what a failure reports).
+//! migration), `run_steps` (the loop; `step` dispatches on the migration's
+//! kind) and `fail` (what a failure reports).
 
 use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::runner::{fk_pragma, RunRecord, Runner, Step};
-use super::{Applied, RunFailure};
+use super::launch::Launch;
+use super::runner::{fk_pragma, Failed, RunRecord, Runner, Step};
+use super::step::{First, Stepper};
+use super::{python, Applied, Cause, RunFailure};
 use crate::backup::{self, BackupInfo};
 use crate::db::{self, Access, Schema};
 use crate::error::{Error, Result};
 use crate::history::{self, Outcome};
 use crate::inspect;
-use crate::migration::{Migration, Section, Version};
+use crate::migration::{Kind, Migration, Section, Version};
 use crate::observe::{Direction, Event, Interrupt, Observer};
 use crate::settings::Settings;
 use crate::source::Layout;
@@ -46,6 +49,8 @@ struct Locked {
     data_version: i64,
     schema_before: Schema,
     backup: Option<BackupInfo>,
+    /// Who holds the lock for the first step.
+    first: First,
 }
 
 pub(crate) fn execute(
@@ -57,6 +62,9 @@ pub(crate) fn execute(
     interrupt: &Interrupt,
 ) -> Result<Executed> {
     let path = &settings.database;
+    // Before any lock: a missing Python, or a `.py` file it cannot compile,
+    // is refused here (issue 12).
+    let launch = Launch::prepare(settings, steps)?;
     let destructive = confirm(path, existing, steps, &settings.extensions, obs, interrupt)?;
     let access = if job.create {
         Access::Create
@@ -73,14 +81,24 @@ pub(crate) fn execute(
     interrupt.watch(&conn);
     let session = Session::new(&conn, path)?;
     let mut runner = Runner::new(&conn, interrupt, obs.ticker());
-    let locked = lock_and_back_up(settings, job, &session, steps[0].1, obs)?;
+    let locked = lock_and_back_up(settings, job, &session, &launch, steps[0], obs, interrupt)?;
     let mut done = Executed {
         created: opened.created,
         applied: Vec::new(),
         backup: locked.backup.clone(),
         destructive,
     };
-    run_steps(path, job, &mut runner, &locked, steps, &mut done, obs)?;
+    let mut stepper = Stepper::new(&launch, interrupt, locked.data_version);
+    run_steps(
+        path,
+        job,
+        &mut runner,
+        &mut stepper,
+        locked,
+        steps,
+        &mut done,
+        obs,
+    )?;
     Ok(done)
 }
 
@@ -165,18 +183,39 @@ impl Drop for Session<'_> {
 /// Holds the write lock from before the backup until the first section commits,
 /// so nobody can write in between unnoticed (SPEC `up`). The backup is read
 /// through a second connection, which this lock does not block.
+///
+/// A Python module (issue 12) runs in a process of its own, which cannot take
+/// the lock while backstop holds it, and releasing it first would leave a gap.
+/// So for a module the order is turned round: its runner takes the lock
+/// (`BEGIN IMMEDIATE`) and waits; backstop checks the plan and takes the
+/// backup under the runner's lock, then lets it go on. The lock is held across
+/// both, as for SQL. A script opens the database itself and cannot be handed
+/// a lock: backstop releases its own just before the script starts, and
+/// `step::Writers` reports that writes made while a script ran cannot be
+/// attributed (README "Executable migrations").
+#[allow(clippy::too_many_arguments)]
 fn lock_and_back_up(
     settings: &Settings,
     job: &Job<'_>,
     session: &Session<'_>,
-    first: &Section,
+    launch: &Launch,
+    (m, first): (&Migration, &Section),
     obs: &mut dyn Observer,
+    interrupt: &Interrupt,
 ) -> Result<Locked> {
     let conn = session.conn;
     let path = session.path;
-    // Enforcement is decided before BEGIN: inside a transaction SQLite ignores it.
-    session.sql(fk_pragma(first.options.foreign_keys))?;
-    session.sql("BEGIN IMMEDIATE")?;
+    let lock = if m.kind == Kind::Module {
+        match python::lock(launch, m, first, job.step, obs, interrupt) {
+            Ok(held) => First::Held(held),
+            Err((failed, _)) => return Err(not_locked(path, m, failed)),
+        }
+    } else {
+        // Enforcement is decided before BEGIN: inside a transaction SQLite ignores it.
+        session.sql(fk_pragma(first.options.foreign_keys))?;
+        session.sql("BEGIN IMMEDIATE")?;
+        First::RustLock
+    };
     // Another run may have applied migrations since the plan was made (two
     // `backstop up` at once): never run a stale plan.
     let now = history::applied(conn, job.layout).map_err(|e| Error::from_sqlite(path, e))?;
@@ -199,14 +238,38 @@ fn lock_and_back_up(
         data_version,
         schema_before,
         backup,
+        first: lock,
     })
 }
 
+/// The first step's runner could not take the lock: nothing changed yet.
+fn not_locked(path: &Path, m: &Migration, failed: Failed) -> Error {
+    let problem = match failed.cause {
+        Cause::Locked { .. } => {
+            return Error::Locked {
+                path: path.to_path_buf(),
+            }
+        }
+        Cause::Interrupted => return Error::Interrupted,
+        Cause::Exited {
+            message, stderr, ..
+        } => format!("{message}: {}", stderr.join(" / ")),
+        Cause::Module { message, .. } | Cause::Sql { message } => message,
+        Cause::ForeignKeys { .. } => "foreign keys".into(),
+    };
+    Error::Runner {
+        path: m.path.clone(),
+        problem,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_steps(
     path: &Path,
     job: &Job<'_>,
     runner: &mut Runner<'_>,
-    locked: &Locked,
+    stepper: &mut Stepper<'_>,
+    locked: Locked,
     steps: &[(&Migration, &Section)],
     done: &mut Executed,
     obs: &mut dyn Observer,
@@ -231,6 +294,7 @@ fn run_steps(
         Step::Up => Direction::Up,
         Step::Down => Direction::Down,
     };
+    let mut first = Some(locked.first);
     for (index, &(m, section)) in steps.iter().enumerate() {
         obs.event(Event::MigrationStarted {
             index,
@@ -238,7 +302,9 @@ fn run_steps(
             migration: m,
             direction,
         });
-        match runner.apply(m, section, index == 0, &mut run, obs, job.step) {
+        let lock = first.take().unwrap_or(First::No);
+        let (result, output) = stepper.run(runner, m, section, lock, &mut run, obs, job.step);
+        match result {
             Ok((duration, rows)) => {
                 obs.event(Event::MigrationCommitted {
                     migration: m,
@@ -251,9 +317,12 @@ fn run_steps(
                     duration_ms: duration.as_millis() as u64,
                     duration_us: duration.as_micros() as u64,
                     rows_changed: rows,
+                    kind: m.kind,
+                    output,
                 });
             }
             Err(failed) => {
+                let (others_wrote, script_wrote) = stepper.others_wrote(runner.conn());
                 let failure = RunFailure {
                     database: path.to_path_buf(),
                     version: m.version.clone(),
@@ -263,10 +332,11 @@ fn run_steps(
                     cause: failed.cause,
                     applied: done.applied.clone(),
                     backup: locked.backup.clone(),
-                    others_wrote: data_version(runner.conn())
-                        .map(|v| v != locked.data_version)
-                        .unwrap_or(true),
+                    others_wrote,
                     rolled_back: section.options.transaction,
+                    kind: m.kind,
+                    script_wrote,
+                    output,
                 };
                 return Err(fail(runner, &mut run, failure, m, obs));
             }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use super::Applied;
 use crate::backup::BackupInfo;
-use crate::migration::Version;
+use crate::migration::{Kind, Version};
+use crate::observe::OutputLine;
 
 /// Why a migration stopped.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -27,6 +28,19 @@ pub enum Cause {
     /// database is unavailable (SPEC `up` step 1: exit 4).
     Locked {
         message: String,
+    },
+    /// A Python module raised, or tried to end its transaction itself
+    /// (issue 12); the end of the traceback.
+    Module {
+        message: String,
+        traceback: Vec<String>,
+    },
+    /// A script exited non-zero, could not start or was killed; the last
+    /// lines of its stderr.
+    Exited {
+        message: String,
+        code: Option<i32>,
+        stderr: Vec<String>,
     },
 }
 
@@ -56,6 +70,15 @@ pub struct RunFailure {
     /// False for `transaction:false`: its statements before the failure stay
     /// applied (untracked), and only the backup undoes them.
     pub rolled_back: bool,
+    /// How the failed migration runs (a script commits as it goes).
+    pub kind: Kind,
+    /// A script ran in this run and the database changed meanwhile: scripts
+    /// open the database themselves, so their writes cannot be told from
+    /// other programs', and `others_wrote` is set (issue 12).
+    pub script_wrote: bool,
+    /// What the failed migration printed (executable migrations).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<OutputLine>,
 }
 
 impl RunFailure {
@@ -71,9 +94,21 @@ impl RunFailure {
     fn fate(&self) -> &'static str {
         if self.rolled_back {
             "rolled back"
+        } else if self.kind == Kind::Script {
+            "NOT rolled back: a script commits its own changes, so what it wrote before \
+             failing stays; restore the backup to undo it"
         } else {
             "NOT rolled back: it runs outside a transaction (transaction:false), so its \
              statements before this point stay applied; restore the backup to undo them"
+        }
+    }
+
+    /// Why the failed migration is partly applied, in a few words.
+    pub fn partly_applied_because(&self) -> &'static str {
+        if self.kind == Kind::Script {
+            "a script commits as it goes"
+        } else {
+            "transaction:false"
         }
     }
 }
@@ -88,6 +123,33 @@ impl fmt::Display for RunFailure {
                     write!(f, "\n  {}", self.fate())?;
                 }
                 Ok(())
+            }
+            Cause::Module { message, traceback } => {
+                write!(f, "{at}: migration {} failed: {message}", self.version)?;
+                for line in traceback {
+                    write!(f, "\n  | {line}")?;
+                }
+                if !self.rolled_back {
+                    write!(f, "\n  {}", self.fate())?;
+                }
+                Ok(())
+            }
+            Cause::Exited {
+                message, stderr, ..
+            } => {
+                write!(
+                    f,
+                    "{}: migration {} failed: the script {message}",
+                    self.path.display(),
+                    self.version
+                )?;
+                if !stderr.is_empty() {
+                    f.write_str("; the end of its stderr:")?;
+                    for line in stderr {
+                        write!(f, "\n  | {line}")?;
+                    }
+                }
+                write!(f, "\n  {}", self.fate())
             }
             Cause::Interrupted => write!(
                 f,

@@ -15,10 +15,15 @@ use crate::project::{Need, Project};
 use crate::settings::Settings;
 use crate::source::placeholders;
 
+mod exec;
 mod execute;
 mod failure;
 mod foreign_keys;
+mod launch;
+mod python;
 mod runner;
+mod scripts;
+mod step;
 mod watch;
 
 pub use failure::{Cause, RunFailure, Violation};
@@ -47,7 +52,12 @@ pub struct Applied {
     pub duration_ms: u64,
     /// The same, in microseconds: small migrations take well under a millisecond.
     pub duration_us: u64,
+    /// Not known for scripts (they change the database themselves): 0.
     pub rows_changed: u64,
+    pub kind: crate::migration::Kind,
+    /// What an executable migration printed (`--json`: per migration).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<crate::observe::OutputLine>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -29,6 +29,18 @@ pub(crate) struct RunRecord<'a> {
     pub detail: Option<&'a str>,
 }
 
+impl RunRecord<'_> {
+    /// What the run row starts with (for a process that inserts it, issue 12).
+    pub fn start(&self) -> history::RunStart<'_> {
+        history::RunStart {
+            command: self.command,
+            started_at: self.started_at,
+            backup: self.backup,
+            schema_before: &self.schema_before,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
     Up,
@@ -236,6 +248,52 @@ impl<'c> Runner<'c> {
                 .map_err(|e| sql_err(first_line, e))?;
         }
         Ok((duration, rows))
+    }
+
+    /// Records a migration that ran in a process of its own and committed its
+    /// own changes (a script, issue 12): the tracking change in a transaction
+    /// of its own, as for `transaction:false`. Not atomic with the script.
+    pub fn record_outside(
+        &mut self,
+        m: &Migration,
+        duration: Duration,
+        run: &mut RunRecord<'_>,
+        step: Step,
+    ) -> std::result::Result<(), Failed> {
+        if self.interrupted() {
+            // The script finished, Ctrl-C or not: its writes are in, so its
+            // row must be too (the progress handler would stop this).
+            self.disarm();
+        }
+        let run_inserted_here = run.id.is_none();
+        let recorded = self.conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
+            self.ensure_run(run)?;
+            match step {
+                Step::Up => self
+                    .ensure_tables()
+                    .and_then(|()| history::record(self.conn, m, duration, 0, run.id))?,
+                Step::Down => history::unrecord(self.conn, &m.version).map(|_| ())?,
+            }
+            self.conn.execute_batch("COMMIT")
+        });
+        recorded.map_err(|e| {
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            self.tables_ready.set(false);
+            if run_inserted_here {
+                run.id = None;
+            }
+            Runner::failed_sql(e)
+        })
+    }
+
+    /// A failure of backstop's own statement around a migration.
+    pub fn failed_sql(e: rusqlite::Error) -> Failed {
+        Failed {
+            line: 1,
+            cause: cause_of(&e),
+        }
     }
 
     fn failed(&self, line: usize, e: rusqlite::Error) -> Failed {

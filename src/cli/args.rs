@@ -41,6 +41,9 @@ pub struct Global {
     /// How long to wait for a locked database, in milliseconds [env: BACKSTOP_BUSY_TIMEOUT_MS] [default: 5000]
     #[arg(long, global = true, value_name = "MS")]
     pub busy_timeout_ms: Option<u64>,
+    /// Python for .py migrations [env: BACKSTOP_PYTHON] [default: .venv/bin/python if present, else python3]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub python: Option<PathBuf>,
     /// Config file [default: backstop.toml in the current folder, if present]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -70,10 +70,12 @@ pub fn code_of(e: &Error) -> i32 {
         | Error::UnknownVersion { .. }
         | Error::AmbiguousVersion { .. }
         | Error::NotApplied { .. }
-        | Error::Findings { .. } => code::REFUSED,
+        | Error::Findings { .. }
+        | Error::Interpreter { .. }
+        | Error::Runner { .. } => code::REFUSED,
         Error::Migration(f) if f.interrupted() => code::INTERRUPTED,
         Error::Migration(f) if f.locked() => code::UNAVAILABLE,
-        Error::Migration(_) => code::FAILED,
+        Error::Migration(_) | Error::RealChanged { .. } => code::FAILED,
         Error::Locked { .. }
         | Error::NotADatabase { .. }
         | Error::NoDatabase { .. }
@@ -143,12 +145,24 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::Adopt(r) => adopt_hint(&r.problem),
         Error::Declined { .. } => return None,
         Error::NeedsConfirmation { flag, .. } => format!("pass {flag} to go ahead without a prompt"),
-        Error::NoDown { .. } => "add a `-- migrate:down` section to the file, or restore a backup instead (backstop restore)".into(),
+        Error::NoDown { .. } => "add a down section to the file (`-- migrate:down` in SQL, `def down(conn)` in a Python module; \
+             a script has none), or restore a backup instead (backstop restore)".into(),
         Error::UnknownVersion { .. } => "see `backstop status` for the versions".into(),
         Error::AmbiguousVersion { .. } => "give the whole version, as `backstop status` lists it".into(),
         Error::NotApplied { .. } => "see `backstop status` for what is applied".into(),
         Error::Findings { .. } => "see the findings above, each with what to do".into(),
-        Error::Migration(f) if f.interrupted() => "the interrupted migration was rolled back; run `backstop up` again when ready".into(),
+        Error::Interpreter { .. } => "nothing was changed. Install Python 3 with its sqlite3 module, or point --python, \
+             BACKSTOP_PYTHON or `python` in backstop.toml at one (a project's .venv/bin/python is used when present)"
+            .into(),
+        Error::Runner { .. } => "nothing was changed; check that Python can open the database, then run `backstop up` again".into(),
+        Error::RealChanged { .. } => "a migration opened the real database by a path of its own instead of BACKSTOP_DATABASE / \
+             DATABASE_URL (or a program wrote to it without SQLite's locks); make it use those variables. \
+             `backstop verify` checks the database; `backstop restore` puts a backup back"
+            .into(),
+        Error::Migration(f) if f.interrupted() && f.rolled_back => "the interrupted migration was rolled back; run `backstop up` again when ready".into(),
+        Error::Migration(f) if f.interrupted() => "what the interrupted migration wrote so far stays (it ran outside a transaction); \
+             `backstop restore` puts the pre-run backup back, or run `backstop up` again when ready"
+            .into(),
         Error::Migration(f) if f.locked() => "another program holds a lock on the database (your app, a sqlite3 shell, a DB \
              browser, another backstop); close it, then run `backstop up` again. Wait longer with --busy-timeout-ms"
             .into(),
@@ -238,6 +252,9 @@ mod tests {
             backup: None,
             others_wrote: false,
             rolled_back: true,
+            kind: crate::migration::Kind::Sql,
+            script_wrote: false,
+            output: vec![],
         }))
     }
 
@@ -377,6 +394,42 @@ mod tests {
                 1,
             ),
             (failed(Cause::Interrupted), 130),
+            (
+                failed(Cause::Module {
+                    message: "x".into(),
+                    traceback: vec![],
+                }),
+                1,
+            ),
+            (
+                failed(Cause::Exited {
+                    message: "x".into(),
+                    code: Some(2),
+                    stderr: vec![],
+                }),
+                1,
+            ),
+            (
+                Error::Interpreter {
+                    python: p(),
+                    problem: "x".into(),
+                },
+                3,
+            ),
+            (
+                Error::Runner {
+                    path: p(),
+                    problem: "x".into(),
+                },
+                3,
+            ),
+            (
+                Error::RealChanged {
+                    path: p(),
+                    running: vec![v()],
+                },
+                1,
+            ),
             (
                 failed(Cause::Locked {
                     message: "x".into(),

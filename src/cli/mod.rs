@@ -86,6 +86,7 @@ pub fn run() -> i32 {
         backups: g.backups.clone(),
         keep: g.keep,
         busy_timeout_ms: g.busy_timeout_ms,
+        python: g.python.clone(),
         config: g.config.clone(),
         extensions: g.load_extension.clone(),
         placeholders: g.placeholder.clone(),

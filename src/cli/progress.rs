@@ -29,6 +29,8 @@ pub struct Progress<'a> {
     direction: Direction,
     /// "VERSION line N", for the plain "still running" lines.
     running: Arc<Mutex<String>>,
+    /// The migration whose output is being shown under its name (bars only).
+    output_of: Option<String>,
 }
 
 /// Seconds between two "still running" lines in plain mode.
@@ -48,6 +50,7 @@ impl<'a> Progress<'a> {
             rehearsal: false,
             direction: Direction::Up,
             running: Arc::default(),
+            output_of: None,
         }
     }
 
@@ -92,6 +95,29 @@ impl<'a> Progress<'a> {
             .flatten()
         {
             bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress<'_> {
+    /// A line an executable migration printed (issue 12): on a terminal under
+    /// the migration's name (printed once, above the bars), in plain mode
+    /// prefixed with its version so lines of a log can be told apart.
+    fn output(&mut self, migration: &crate::migration::Migration, line: &str) {
+        if self.multi.is_some() {
+            let id = migration.version.id().to_owned();
+            if self.output_of.as_deref() != Some(id.as_str()) {
+                self.line(format!(
+                    "{} {} {}",
+                    style("▸").for_stderr().dim(),
+                    migration.version,
+                    migration.name
+                ));
+                self.output_of = Some(id);
+            }
+            self.line(format!("  {} {line}", style("│").for_stderr().dim()));
+        } else {
+            self.line(format!("{}: {line}", migration.version));
         }
     }
 }
@@ -259,6 +285,9 @@ impl Observer for Progress<'_> {
                     );
                 }
             }
+            Event::Output {
+                migration, line, ..
+            } => self.output(migration, line),
             Event::Warning { message } => self.line(format!(
                 "{} {message}",
                 style("warning:").for_stderr().yellow().bold()

@@ -43,6 +43,15 @@ pub fn inspect(
     let mut tables = Tables::new(&scratch.conn);
     let mut destructive = Vec::new();
     for &(m, section) in steps {
+        if m.is_executable() {
+            // A module or script (issue 12) is not SQL to follow; what it does
+            // to the schema is known only when it runs, so later sections are
+            // checked at run time where the copy cannot follow them, and a
+            // statement that does not prepare on the copy is not refused.
+            complete = false;
+            scratch.diverged();
+            continue;
+        }
         scratch.foreign_keys(section.options.foreign_keys);
         let mut seen = Seen::default();
         let followed = scratch.walk(section, |actions, hostile, line, sql| {

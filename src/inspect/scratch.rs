@@ -69,6 +69,12 @@ impl Scratch {
         self
     }
 
+    /// Something ran that the copy cannot follow (an executable migration):
+    /// from now on it may differ from the real schema.
+    pub fn diverged(&self) {
+        self.exact.set(false);
+    }
+
     /// Runs each section the way the real run will: the bundled SQLite enables
     /// foreign keys by default, and with them on, a DELETE of a parent would
     /// show its children's cascade as deleted rows.

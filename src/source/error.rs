@@ -50,6 +50,11 @@ pub enum FileErrorKind {
     },
     /// Recognised, but this version of backstop cannot run it yet.
     Unsupported(&'static str),
+    /// A separate down file (`U1__x.py`, or `U1__x.sql` beside `V1__x.py`)
+    /// for an executable migration.
+    ExecutableDown,
+    /// A `.py` migration that Python cannot compile.
+    PythonSyntax(String),
     /// A diesel-style folder without its `up.sql`.
     NoUpSql,
     BadMetadata(String),
@@ -123,6 +128,11 @@ impl fmt::Display for FileError {
                 f,
                 "{what} are not supported by this version of backstop; nothing was run"
             ),
+            ExecutableDown => f.write_str(
+                "executable migrations have no separate down file: a Python module's down is \
+                 `def down(conn)` in the same file, and a script has none (a backup undoes it)",
+            ),
+            PythonSyntax(e) => write!(f, "Python cannot compile it: {e}"),
             NoUpSql => f.write_str(
                 "folder looks like a diesel migration but has no up.sql (diesel reads \
                  <version>_<name>/up.sql and down.sql)",

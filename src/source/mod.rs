@@ -4,6 +4,7 @@
 //! just the first, and nothing that looks like a migration is skipped in silence.
 
 mod error;
+mod executable;
 mod layout;
 mod markers;
 mod new;
@@ -33,7 +34,8 @@ pub struct Source {
 
 /// Reads every migration in `dir`, ordered as its layout orders them.
 pub fn discover(dir: &Path) -> Result<Source> {
-    let scanned = scan::scan(dir)?;
+    let mut scanned = scan::scan(dir)?;
+    scan::diesel_programs(&mut scanned.entries);
     let mut errors = scanned.errors;
     let layout = match scan::layout_of(&scanned.entries) {
         Ok(layout) => layout,
@@ -146,6 +148,16 @@ fn parse_group(
     g: &Group<'_>,
     read: &impl Fn(&Path) -> std::result::Result<String, FileError>,
 ) -> std::result::Result<Migration, FileError> {
+    if let Shape::Program { program, .. } = &g.up.shape {
+        if let Some(down) = g.down {
+            return Err(FileError {
+                path: down.path.clone(),
+                line: None,
+                kind: FileErrorKind::ExecutableDown,
+            });
+        }
+        return executable::read(&g.up.path, g.named, *program, read);
+    }
     let pair =
         |entry: &Entry| read(&entry.path).and_then(|t| markers::parse_pair_file(&entry.path, &t));
     let (mut up, mut down) = match (&g.up.shape, g.named.layout) {

@@ -99,7 +99,7 @@ pub(super) fn rename_for(entry: &Entry, all: &[Entry]) -> Option<String> {
     let written = entry.named.version.shown();
     let name = match &entry.shape {
         Shape::DieselDir { .. } => entry.path.parent()?.file_name()?.to_str()?,
-        Shape::File => entry.path.file_name()?.to_str()?,
+        Shape::File | Shape::Program { .. } => entry.path.file_name()?.to_str()?,
     };
     let at = name.find(written)?;
     Some(format!(

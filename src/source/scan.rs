@@ -1,10 +1,12 @@
 //! Lists the migrations folder and sorts its entries into migrations, refusals
 //! and what is not a migration at all (a README, `atlas.sum`, `meta/`). What
 //! looks like a migration but cannot be run is refused here, naming what
-//! backstop would need (issue "No surprises").
+//! backstop would need (issue "No surprises"). `.py` files and files with the
+//! executable bit are migrations too (issue 12; see `executable`).
 
 use std::path::{Path, PathBuf};
 
+use super::executable::Program;
 use super::layout::{self, Layout, Named, Role};
 use super::{FileError, FileErrorKind};
 use crate::error::{Error, Result};
@@ -24,6 +26,11 @@ pub(super) enum Shape {
     DieselDir {
         down: Option<PathBuf>,
         metadata: Option<PathBuf>,
+    },
+    /// An executable migration, with its file name's stem.
+    Program {
+        program: Program,
+        stem: String,
     },
 }
 
@@ -147,20 +154,45 @@ pub(super) fn file(
         Ok(n) => n,
         Err(kind) => return Some(Err(error(path, kind))),
     };
-    let refused = match body {
+    let program = match body {
         Body::Sql => None,
-        Body::Python => Some(FileErrorKind::Unsupported("Python (.py) migrations")),
-        Body::Executable => Some(FileErrorKind::Unsupported("executable migrations")),
-        Body::Other(ext) => Some(FileErrorKind::NotRunnable { ext }),
+        Body::Python => Some(Program::Python),
+        Body::Executable => Some(Program::Native),
+        Body::Other(ext) => return Some(Err(error(path, FileErrorKind::NotRunnable { ext }))),
     };
-    if let Some(kind) = refused {
-        return Some(Err(error(path, kind)));
-    }
+    let shape = match program {
+        None => Shape::File,
+        // A module's down is `def down(` in the same file; a script has none.
+        Some(_) if named.role == Role::Down => {
+            return Some(Err(error(path, FileErrorKind::ExecutableDown)))
+        }
+        Some(program) => Shape::Program {
+            program,
+            stem: stem.to_owned(),
+        },
+    };
     Some(Ok(Entry {
         path: path.to_path_buf(),
         named,
-        shape: Shape::File,
+        shape,
     }))
+}
+
+/// diesel reads only folders, so a project keeps its `.py` or executable
+/// migrations beside them as files: their names are read as diesel reads a
+/// folder's (`2024-03-06-170000_backfill.py` is version `20240306170000`),
+/// so they order among the folders instead of mixing layouts.
+pub(super) fn diesel_programs(entries: &mut [Entry]) {
+    if !entries.iter().any(|e| e.named.layout == Layout::Diesel) {
+        return;
+    }
+    for e in entries.iter_mut() {
+        if let Shape::Program { stem, .. } = &e.shape {
+            if let Some(Ok(named)) = layout::parse_diesel_dir(stem) {
+                e.named = named;
+            }
+        }
+    }
 }
 
 /// The stem, the section the name says it holds, and how it would run.

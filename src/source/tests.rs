@@ -256,3 +256,85 @@ fn dated_files_on_one_date_order_by_name() {
         ]
     );
 }
+
+#[test]
+fn python_files_are_modules_or_scripts_by_their_def_up() {
+    use crate::migration::Kind;
+    let module =
+        "import os\r\n\r\ndef up(conn):\r\n    pass\r\n\r\ndef down(conn):\r\n    pass\r\n";
+    let m = one("2_backfill.py", module);
+    assert_eq!((m.kind, m.name.as_str()), (Kind::Module, "backfill"));
+    assert!(m.up.options.transaction);
+    assert!(m.down.is_some() && m.down_checksum == Some(m.checksum.clone()));
+    // Checksummed like SQL: the CRLF copy has the LF file's checksum.
+    assert_eq!(
+        m.checksum,
+        one("2_backfill.py", &module.replace("\r\n", "\n")).checksum
+    );
+    assert_eq!(
+        m.checksum,
+        crate::checksum::Checksum::of_bytes(module.as_bytes())
+    );
+    let s = one("3_seed.py", "if __name__ == '__main__':\n    migrate()\n");
+    assert_eq!(s.kind, Kind::Script);
+    assert!(!s.up.options.transaction && s.down.is_none());
+    let up_only = one("4_x.py", "def up(conn): pass\n");
+    assert!(up_only.down.is_none());
+    // Every layout: dated and Flyway names run Python too.
+    assert_eq!(one("2025_11_06_fix.py", "").kind, Kind::Script);
+    assert_eq!(one("V3__fix.py", "def up(c): pass").version.id(), "3");
+}
+
+#[test]
+fn executables_have_no_separate_down_file() {
+    assert_eq!(fails("U3__fix.py", ""), FileErrorKind::ExecutableDown);
+    let (_, e) = parse(&[("V3__fix.py", "def up(c): pass"), ("U3__fix.sql", "")]);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].kind, FileErrorKind::ExecutableDown);
+    assert_eq!(e[0].path, PathBuf::from("U3__fix.sql"));
+}
+
+#[test]
+fn executables_beside_diesel_folders_take_diesel_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("2024-03-06-170000_init");
+    std::fs::create_dir(&up).unwrap();
+    std::fs::write(up.join("up.sql"), "CREATE TABLE a(x);").unwrap();
+    std::fs::write(
+        dir.path().join("2024-03-07-090000_backfill.py"),
+        "def up(conn): pass\n",
+    )
+    .unwrap();
+    let source = discover(dir.path()).unwrap();
+    assert_eq!(source.layout, Layout::Diesel);
+    let ids: Vec<&str> = source.migrations.iter().map(|m| m.version.id()).collect();
+    assert_eq!(ids, ["20240306170000", "20240307090000"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn files_with_the_executable_bit_are_scripts_and_others_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8], mode: u32| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    write("1_seed.sh", b"#!/bin/sh\r\nexit 0\r\n", 0o755);
+    write("2_tool", b"\x7fELF\0\0", 0o700);
+    let source = discover(dir.path()).unwrap();
+    let kinds: Vec<_> = source.migrations.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, [crate::migration::Kind::Script; 2]);
+    assert_eq!(source.migrations[0].up.text, "#!/bin/sh\nexit 0\n");
+    assert_eq!(
+        source.migrations[0].checksum,
+        crate::checksum::Checksum::of("#!/bin/sh\nexit 0\n")
+    );
+    write("3_notes.sh", b"echo", 0o644);
+    let err = discover(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("3_notes.sh") && err.contains("chmod +x"),
+        "{err}"
+    );
+}

@@ -7,6 +7,7 @@ mod sandbox;
 mod adopt;
 mod backups;
 mod baseline_check;
+mod executables;
 mod extensions;
 mod faults;
 mod layouts;

@@ -414,7 +414,7 @@ fn color_flag_and_no_color() {
 
 /// Spawns `up -v` piped, waits for the progress line of the slow statement,
 /// sends SIGINT, and returns the output.
-fn interrupt_piped(s: &Sandbox, args: &[&str], slow_line: &str) -> Output {
+pub fn interrupt_piped(s: &Sandbox, args: &[&str], slow_line: &str) -> Output {
     let mut child = s
         .command(args)
         .stdout(Stdio::piped())

@@ -127,3 +127,24 @@ fn a_down_section_is_checked_before_down_runs() {
         .stderr_has("no such table: no_such");
     assert!(s.table_exists("a"));
 }
+
+#[test]
+fn sql_after_a_python_migration_is_not_refused_for_what_python_created() {
+    if !crate::executables::python() {
+        return;
+    }
+    let s = Sandbox::new();
+    s.migration("1_author.sql", ONE)
+        .migration(
+            "2_tags.py",
+            "def up(conn):\n    conn.execute(\"CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT)\")\n",
+        )
+        .migration("3_seed.sql", "-- migrate:up\nINSERT INTO tag (name) VALUES ('x');\n");
+    s.run(&["up"]).code(0);
+    assert_eq!(s.applied(), vec![1, 2, 3]);
+    // Before the Python migration the copy is exact: still refused there.
+    let s = Sandbox::new();
+    s.migration("1_typo.sql", "-- migrate:up\nINSERT INTO nope_table VALUES (1);\n")
+        .migration("2_tags.py", "def up(conn):\n    pass\n");
+    s.refuses(&["up"], 3).stderr_has("no such table: nope_table");
+}

@@ -2,6 +2,7 @@ use console::style;
 
 use crate::cli::{exit::Exit, render, Ui};
 use crate::error::Error;
+use crate::migration::Kind;
 use crate::settings::Settings;
 use indicatif::HumanBytes;
 
@@ -66,9 +67,14 @@ pub fn run(settings: &Settings, ui: &Ui, exit_code: bool) -> Result<Exit, Error>
             .migrations
             .iter()
             .map(|m| {
+                let name = match m.kind {
+                    // Executables say how they run (issue 12).
+                    Some(kind @ (Kind::Module | Kind::Script)) => format!("{} ({kind})", m.name),
+                    _ => m.name.clone(),
+                };
                 vec![
                     m.version.to_string(),
-                    m.name.clone(),
+                    name,
                     render::state(m.state),
                     m.applied_at.clone().unwrap_or_default(),
                 ]

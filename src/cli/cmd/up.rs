@@ -158,9 +158,7 @@ fn choose<'f>(
         OnFailure::Ask => {}
     }
     if failure.others_wrote {
-        eprintln!(
-            "warning: another program wrote to the database after the backup was taken; restoring undoes those writes too"
-        );
+        eprintln!("{}", others_warning(failure));
     }
     let before = b
         .manifest
@@ -177,8 +175,9 @@ fn choose<'f>(
             plural(failure.applied.len(), "migration")
         ),
         None if !failure.rolled_back => format!(
-            "Keep the database as it is (migration {} is partly applied: transaction:false)",
-            failure.version
+            "Keep the database as it is (migration {} is partly applied: {})",
+            failure.version,
+            failure.partly_applied_because()
         ),
         None => "Keep the database as it is (nothing of this run was applied)".to_string(),
     };
@@ -206,8 +205,9 @@ fn keep(settings: &Settings, ui: &Ui, failure: &RunFailure, restore_cmd: Option<
             Some(a) => eprintln!("kept {db} at version {}", a.version),
             // transaction:false: its statements before the failure stayed.
             None if !failure.rolled_back => eprintln!(
-                "kept {db}; migration {} is partly applied (transaction:false) and not recorded",
-                failure.version
+                "kept {db}; migration {} is partly applied ({}) and not recorded",
+                failure.version,
+                failure.partly_applied_because()
             ),
             None => eprintln!("kept {db}; nothing of this run was applied"),
         }
@@ -236,9 +236,7 @@ fn restore(
     // while the prompt waits, and the restore undoes that too, so never let
     // it pass in silence.
     if failure.others_wrote && on_failure == OnFailure::Restore {
-        eprintln!(
-            "warning: another program wrote to the database after the backup was taken; restoring undoes those writes too"
-        );
+        eprintln!("{}", others_warning(failure));
     } else if !failure.others_wrote {
         eprintln!(
             "note: restoring undoes anything written after the backup was taken, including writes by other programs since the failure"
@@ -269,6 +267,17 @@ fn restore(
         );
     }
     Ok(())
+}
+
+/// Said before restore is offered over writes made since the backup.
+fn others_warning(failure: &RunFailure) -> &'static str {
+    if failure.script_wrote {
+        // Issue 12: a script opens the database itself.
+        "warning: a script of this run changed the database, and backstop cannot tell its writes \
+         from another program's; restoring undoes every write since the backup was taken"
+    } else {
+        "warning: another program wrote to the database after the backup was taken; restoring undoes those writes too"
+    }
 }
 
 /// "1 migration", "2 migrations".
