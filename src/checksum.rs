@@ -59,6 +59,29 @@ pub fn normalize(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// `normalize` on owned text, in place: a large migration is not copied to
+/// drop its BOM or its CRs.
+pub fn normalize_owned(mut text: String) -> String {
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
+    if !text.contains("\r\n") {
+        return text;
+    }
+    let mut bytes = text.into_bytes();
+    let mut out = 0;
+    for i in 0..bytes.len() {
+        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            continue;
+        }
+        bytes[out] = bytes[i];
+        out += 1;
+    }
+    bytes.truncate(out);
+    // Only "\r" bytes before "\n" were removed: still valid UTF-8.
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
 /// Lowercase hex of a byte string (digests, mostly).
 pub fn hex(bytes: &[u8]) -> String {
     // A table, not `write!`: `status` hashes every migration on each run.
@@ -105,6 +128,13 @@ mod tests {
             Checksum::of_bytes(b"\xff\r\n"),
             Checksum::of_bytes(b"\xff\n\n")
         );
+    }
+
+    #[test]
+    fn normalizing_in_place_agrees() {
+        for t in ["a\r\nb", "\u{feff}x\r\n\r\ny\r", "plain", "\r\r\n", ""] {
+            assert_eq!(normalize_owned(t.to_owned()), normalize(t), "{t:?}");
+        }
     }
 
     #[test]

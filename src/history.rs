@@ -11,6 +11,7 @@ use crate::migration::{Migration, Version};
 use crate::source::Layout;
 
 mod elsewhere;
+mod kept;
 
 pub use elsewhere::{statements_elsewhere, Change, Statement};
 
@@ -129,9 +130,10 @@ pub fn applied_text(conn: &Connection, version: &Version) -> rusqlite::Result<Op
     conn.query_row(
         &format!("SELECT up_sql FROM {MIGRATIONS} WHERE version = ?1"),
         [version.id()],
-        |r| r.get(0),
+        |r| Ok(kept::decode(r.get_ref(0)?)),
     )
     .optional()
+    .map(Option::flatten)
 }
 
 /// Records `m` as applied. Must run in the same transaction as the migration's
@@ -152,7 +154,7 @@ pub fn record(
             m.version.id(),
             m.name,
             m.checksum.as_str(),
-            m.up.text,
+            kept::encode(&m.up.text),
             m.down_checksum.as_ref().map(Checksum::as_str),
             now(),
             duration.as_millis() as i64,
@@ -196,7 +198,7 @@ pub fn rechecksum(conn: &Connection, m: &Migration) -> rusqlite::Result<usize> {
         params![
             m.version.id(),
             m.checksum.as_str(),
-            m.up.text,
+            kept::encode(&m.up.text),
             m.down_checksum.as_ref().map(Checksum::as_str),
             m.name
         ],

@@ -59,7 +59,7 @@ pub fn preview(settings: &Settings, arg: &str) -> Result<Preview> {
             .map_err(|e| Error::from_sqlite(path, e))?
             .unwrap_or_default(),
         path: file.path.clone(),
-        file_text: file.up.text.clone(),
+        file_text: file.up.text.to_string(),
         old_checksum: row.checksum.to_string(),
         new_checksum: file.checksum.to_string(),
         needed: entry.state == State::Edited,

@@ -2,6 +2,7 @@
 //! decide where each statement ends (the tail of each prepare), so triggers and
 //! strings with semicolons work and no hand-written splitter is involved.
 
+use std::borrow::Cow;
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
 use std::os::raw::{c_char, c_int};
@@ -94,7 +95,9 @@ pub struct Script<'a> {
     /// The text with a NUL terminator: SQLite then parses it in place instead of
     /// copying the rest of the text for every statement (which is quadratic on a
     /// large migration file).
-    c: CString,
+    /// Borrowed from the section, which keeps its text NUL-terminated; owned
+    /// only for ad-hoc text.
+    c: Cow<'a, CStr>,
     from: usize,
     first_line: usize,
     /// Lines are counted incrementally, for the same reason.
@@ -104,16 +107,25 @@ pub struct Script<'a> {
 
 impl<'a> Script<'a> {
     pub fn new(section: &'a Section) -> Script<'a> {
-        Script::of(&section.text, section.first_line)
+        Script {
+            text: section.text.as_str(),
+            c: Cow::Borrowed(section.text.as_c_str()),
+            from: 0,
+            first_line: section.first_line,
+            counted_to: 0,
+            line: section.first_line,
+        }
     }
 
+    /// A script over ad-hoc text (the tests' way in).
+    #[cfg(test)]
     pub fn of(text: &'a str, first_line: usize) -> Script<'a> {
         // Migration files with NUL bytes are refused when they are read; should
         // one get here anyway, SQLite would stop at the NUL, and so do we.
         let text = text.split('\0').next().unwrap_or("");
         Script {
             text,
-            c: CString::new(text).unwrap_or_default(),
+            c: Cow::Owned(CString::new(text).unwrap_or_default()),
             from: 0,
             first_line,
             counted_to: 0,
@@ -199,7 +211,7 @@ impl<'a> Script<'a> {
 /// took and the statement (null for an empty one).
 fn prepare_tail<'c>(
     conn: &'c Connection,
-    c: &CString,
+    c: &CStr,
     start: usize,
     len: c_int,
 ) -> rusqlite::Result<(usize, Prepared<'c>)> {

@@ -136,7 +136,7 @@ pub(super) fn tests_crc(bytes: &[u8]) -> i32 {
         String::new(),
         crate::migration::Section {
             path: "x".into(),
-            text: String::new(),
+            text: Default::default(),
             first_line: 1,
             options: Default::default(),
         },

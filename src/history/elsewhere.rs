@@ -79,7 +79,7 @@ pub fn statements_elsewhere(
                 "version": m.version.id(),
                 "name": m.name,
                 "checksum": m.checksum.as_str(),
-                "up_sql": m.up.text,
+                "up_sql": m.up.text.as_str(),
                 "down_checksum": m.down_checksum.as_ref().map(Checksum::as_str),
                 "run_id": run_id,
                 // Measured and bound by the runner.

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use super::{FileError, FileErrorKind};
-use crate::checksum::normalize;
-use crate::migration::{Options, Section};
+use crate::checksum::normalize_owned;
+use crate::migration::{Options, Section, Text};
 
 /// A recognised marker line.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,11 +69,13 @@ fn marker(line: &str) -> std::result::Result<Option<(Dialect, Marker)>, FileErro
 }
 
 /// A `<version>_<name>.sql` file: dbmate or goose markers, or none (all up).
+/// The up section keeps the file's own buffer (issue 14: a 100 MB migration
+/// is not copied to be split).
 pub(super) fn parse_single(
     path: &Path,
-    raw: &str,
+    raw: String,
 ) -> std::result::Result<(Section, Option<Section>), FileError> {
-    let text = normalize(raw);
+    let text = normalize_owned(raw);
     let err = |line: usize, kind| FileError {
         path: path.to_path_buf(),
         line: Some(line),
@@ -125,31 +127,34 @@ pub(super) fn parse_single(
             Marker::Ignored => {}
         }
     }
-    let section = |start: usize, end: usize, first_line: usize, mut options: Options| {
+    let section = |text: String, first_line: usize, mut options: Options| {
         if no_transaction {
             options.transaction = false;
         }
         Section {
             path: path.to_path_buf(),
-            text: text[start..end].to_owned(),
+            text: Text::new(text),
             first_line,
             options,
         }
     };
     match up {
         // No markers at all: the whole file is up, with sqlx's first-line option.
-        None => Ok((plain_section(path, &text), None)),
+        None => Ok((plain_section(path, text), None)),
         Some((start, line, o)) => {
-            let up = section(start, up_end.unwrap_or(text.len()), line, o);
-            let down = down.map(|(s, l, o)| section(s, text.len(), l, o));
-            Ok((up, down))
+            let end = up_end.unwrap_or(text.len());
+            let down = down.map(|(s, l, o)| section(text[s..].to_owned(), l, o));
+            let mut text = text;
+            text.truncate(end);
+            text.drain(..start);
+            Ok((section(text, line, o), down))
         }
     }
 }
 
 /// One file of a sqlx/golang-migrate pair, or a file without markers.
-pub(super) fn parse_pair_file(path: &Path, raw: &str) -> std::result::Result<Section, FileError> {
-    let text = normalize(raw);
+pub(super) fn parse_pair_file(path: &Path, raw: String) -> std::result::Result<Section, FileError> {
+    let text = normalize_owned(raw);
     for (i, line) in text.lines().enumerate() {
         // A pair file never holds markers: a down marker here would run as up.
         if let Some((_, m)) = marker(line).map_err(|kind| FileError {
@@ -168,15 +173,15 @@ pub(super) fn parse_pair_file(path: &Path, raw: &str) -> std::result::Result<Sec
             });
         }
     }
-    Ok(plain_section(path, &text))
+    Ok(plain_section(path, text))
 }
 
-fn plain_section(path: &Path, text: &str) -> Section {
+fn plain_section(path: &Path, text: String) -> Section {
     let first = text.lines().next().unwrap_or("");
     let transaction = first.trim() != "-- no-transaction";
     Section {
         path: path.to_path_buf(),
-        text: text.to_owned(),
+        text: Text::new(text),
         first_line: 1,
         options: Options {
             transaction,

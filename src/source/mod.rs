@@ -159,16 +159,16 @@ fn parse_group(
         return executable::read(&g.up.path, g.named, *program, read);
     }
     let pair =
-        |entry: &Entry| read(&entry.path).and_then(|t| markers::parse_pair_file(&entry.path, &t));
+        |entry: &Entry| read(&entry.path).and_then(|t| markers::parse_pair_file(&entry.path, t));
     let (mut up, mut down) = match (&g.up.shape, g.named.layout) {
         (Shape::File, Layout::Numbered | Layout::Dated) if g.named.role == Role::Single => {
-            read(&g.up.path).and_then(|t| markers::parse_single(&g.up.path, &t))?
+            read(&g.up.path).and_then(|t| markers::parse_single(&g.up.path, t))?
         }
         _ => (pair(g.up)?, g.down.map(pair).transpose()?),
     };
     if let Shape::DieselDir { down: d, metadata } = &g.up.shape {
         if let Some(d) = d {
-            down = Some(read(d).and_then(|t| markers::parse_pair_file(d, &t))?);
+            down = Some(read(d).and_then(|t| markers::parse_pair_file(d, t))?);
         }
         if let Some(meta) = metadata {
             let options = diesel_options(meta, &read)?;

@@ -37,7 +37,10 @@ pub fn substitute_all<'s>(
     for s in sections {
         match substitute(s, values) {
             Ok(None) => out.push(Cow::Borrowed(s)),
-            Ok(Some(text)) => out.push(Cow::Owned(Section { text, ..s.clone() })),
+            Ok(Some(text)) => out.push(Cow::Owned(Section {
+                text: text.into(),
+                ..s.clone()
+            })),
             Err(mut e) => undefined.append(&mut e),
         }
     }

@@ -996,3 +996,29 @@ fn declining_repair_on_a_terminal_changes_nothing() {
         .iter()
         .any(|p| p.to_string_lossy().ends_with(".before-repair.sqlite3")));
 }
+
+#[test]
+fn a_large_migration_is_kept_compressed_and_repair_still_shows_its_diff() {
+    let s = Sandbox::new();
+    // 2 MB of inserts: kept compressed in its tracking row (issue 14).
+    let rows: String = (0..40_000)
+        .map(|i| format!("INSERT INTO big (t) VALUES ('row {i:08}');\n"))
+        .collect();
+    let text = format!("-- migrate:up\nCREATE TABLE big (t TEXT);\n{rows}");
+    assert!(text.len() > 1 << 20);
+    s.migration("1_big.sql", &text);
+    s.run(&["up"]).code(0);
+    assert_eq!(s.query_i64("SELECT count(*) FROM big"), 40_000);
+    let stored = s.query_i64("SELECT length(up_sql) FROM _backstop_migrations");
+    assert!(stored < (text.len() / 10) as i64, "stored {stored} bytes");
+    s.migration("1_big.sql", &text.replace("row 00000007", "row seven"));
+    let out = s.run(&["repair", "1", "--yes"]);
+    out.code(0);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(
+        lines.contains(&"-INSERT INTO big (t) VALUES ('row 00000007');")
+            && lines.contains(&"+INSERT INTO big (t) VALUES ('row seven');"),
+        "{}",
+        out.stderr
+    );
+}
