@@ -3,7 +3,7 @@
 //! strings with semicolons work and no hand-written splitter is involved.
 
 use std::borrow::Cow;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::os::raw::{c_char, c_int};
 
@@ -125,7 +125,7 @@ impl<'a> Script<'a> {
         let text = text.split('\0').next().unwrap_or("");
         Script {
             text,
-            c: Cow::Owned(CString::new(text).unwrap_or_default()),
+            c: Cow::Owned(std::ffi::CString::new(text).unwrap_or_default()),
             from: 0,
             first_line,
             counted_to: 0,
