@@ -266,7 +266,11 @@ pub struct RunEnd<'a> {
 
 pub fn finish_run(conn: &Connection, id: i64, end: &RunEnd<'_>) -> rusqlite::Result<()> {
     // Shown as the files write them: `log` is read by people.
-    let versions: Vec<String> = end.migrations.iter().map(|v| v.to_string()).collect();
+    let versions: Vec<String> = end
+        .migrations
+        .iter()
+        .map(|v| v.label().to_owned())
+        .collect();
     conn.execute(
         &format!(
             "UPDATE {RUNS} SET finished_at = ?2, outcome = ?3, migrations = ?4, error = ?5,

@@ -58,6 +58,18 @@ impl Version {
         &self.shown
     }
 
+    /// As written, and unique in its folder: the shown version, except for
+    /// dated names, where several files share a date and the whole stem
+    /// (`2025_11_06_add_client_prefs`) tells them apart (the run log's lists).
+    pub fn label(&self) -> &str {
+        match &self.key {
+            Key::Text(stem) if stem == &self.id && self.id.starts_with(self.shown.as_str()) => {
+                &self.id
+            }
+            _ => &self.shown,
+        }
+    }
+
     pub(crate) fn key(&self) -> &Key {
         &self.key
     }

@@ -311,6 +311,8 @@ mod tests {
         assert_eq!(a.layout, Layout::Dated);
         assert_eq!(a.version.shown(), "2025_11_06");
         assert_eq!(a.version.id(), "2025_11_06_add_client_prefs");
+        // Unique where the date is not: the run log lists labels.
+        assert_eq!(a.version.label(), "2025_11_06_add_client_prefs");
         assert!(a.version < b.version);
         let t = named("2014-10-12-000000_create_users");
         assert_eq!(
@@ -348,6 +350,7 @@ mod tests {
         let odd = parse_diesel_dir("2024-03-13_170000_x").unwrap().unwrap();
         let c = parse_diesel_dir("2024-03-15-090000_c").unwrap().unwrap();
         assert_eq!(odd.version.id(), "20240313");
+        assert_eq!(a.version.label(), "2024-03-06-170000");
         assert_eq!(odd.name, "170000_x");
         assert!(a.version < odd.version && odd.version < c.version);
         assert!(parse_diesel_dir("meta").is_none());
