@@ -35,12 +35,47 @@ pub fn down(
     obs: &mut dyn Observer,
     interrupt: &Interrupt,
 ) -> Result<DownReport> {
+    down_picked(settings, Pick::Options(opts), obs, interrupt)
+}
+
+/// Reverts exactly `versions` with their down sections, newest first: the
+/// migrations a failed `up` applied (issue 9: undo the run and keep what
+/// other programs wrote). Refused (`Error::Raced`) if they are no longer the
+/// newest applied, e.g. because another run applied more meanwhile.
+pub fn revert(
+    settings: &Settings,
+    versions: &[Version],
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<DownReport> {
+    down_picked(settings, Pick::Exactly(versions), obs, interrupt)
+}
+
+/// Which applied migrations to revert.
+enum Pick<'a> {
+    Options(&'a DownOptions),
+    Exactly(&'a [Version]),
+}
+
+fn down_picked(
+    settings: &Settings,
+    pick: Pick<'_>,
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<DownReport> {
     let path = &settings.database;
     let mut project = Project::load(settings, Need::Existing)?;
     let opened = project.db.take();
-    let to = match &opts.to {
-        Some(arg) => Some(project.bound(arg, "--to")?),
-        None => None,
+    let (to, steps, no_backup) = match pick {
+        Pick::Options(opts) => (
+            match &opts.to {
+                Some(arg) => Some(project.bound(arg, "--to")?),
+                None => None,
+            },
+            opts.steps.unwrap_or(1),
+            opts.no_backup,
+        ),
+        Pick::Exactly(versions) => (None, versions.len(), false),
     };
     let plan = project.plan();
     let problems = plan.problems(false);
@@ -48,18 +83,21 @@ pub fn down(
         return Err(Error::Blocked(problems));
     }
     let applied = plan.applied_newest_first();
-    let targets: Vec<&Migration> = match (&to, opts.steps) {
-        (Some(to), _) => applied
+    let targets: Vec<&Migration> = match &to {
+        Some(to) => applied
             .iter()
             .filter(|e| e.version.key() > to)
             .filter_map(|e| e.file)
             .collect(),
-        (None, steps) => applied
-            .iter()
-            .take(steps.unwrap_or(1))
-            .filter_map(|e| e.file)
-            .collect(),
+        None => applied.iter().take(steps).filter_map(|e| e.file).collect(),
     };
+    if let Pick::Exactly(versions) = pick {
+        let same = targets.len() == versions.len()
+            && targets.iter().all(|m| versions.contains(&m.version));
+        if !same {
+            return Err(Error::Raced { path: path.clone() });
+        }
+    }
     let mut report = DownReport {
         database: path.clone(),
         reverted: Vec::new(),
@@ -102,7 +140,7 @@ pub fn down(
         &Job {
             command: "down",
             step: Step::Down,
-            no_backup: opts.no_backup,
+            no_backup,
             planned_on: &project.rows,
             layout: project.source.layout,
             create: false,

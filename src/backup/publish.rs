@@ -1,7 +1,8 @@
 //! Giving a verified copy its final name (SPEC "Backups": a file under a final
 //! name is always a complete, verified backup). Temporary files are created
-//! exclusively under random names (never through a file or symlink someone
-//! planted), and final names are taken without ever replacing a file.
+//! exclusively under random names (`temporary`: never through a file or
+//! symlink someone planted), and final names are taken without ever replacing
+//! a file or following a symlink (`link`/`renameat2(NOREPLACE)`).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -11,22 +12,8 @@ use chrono::{DateTime, Utc};
 use tempfile::NamedTempFile;
 
 use super::manifest::{self, Manifest};
+use super::temporary::temporary;
 use super::Problem;
-
-/// A new owner-only temporary file in `folder` for `name`. The name carries
-/// the process id, so a later command can tell whose it is.
-pub(crate) fn temporary(folder: &Path, name: &str) -> io::Result<NamedTempFile> {
-    let prefix = format!(".{name}.{}.", std::process::id());
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // Backups hold the user's data: readable by their owner only.
-        builder.permissions(fs::Permissions::from_mode(0o600));
-    }
-    builder.tempfile_in(folder)
-}
 
 /// Writes the manifest, then gives the verified copy its final name without
 /// ever replacing an existing file. The folder is synced so both names

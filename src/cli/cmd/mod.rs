@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod baseline;
 pub mod down;
+pub mod failure;
 pub mod log;
 pub mod new;
 pub mod repair;
