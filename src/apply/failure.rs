@@ -92,6 +92,11 @@ impl Watcher {
         super::data_version(&conn).ok()
     }
 
+    /// The data version when the backup was taken.
+    pub fn at_backup(&self) -> i64 {
+        self.at_backup
+    }
+
     /// Another connection committed since the backup (or it cannot be told).
     pub fn others_wrote(&self) -> bool {
         self.version() != Some(self.at_backup)

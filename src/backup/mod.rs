@@ -21,6 +21,9 @@ mod space;
 mod temporary;
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::fs;
 use std::io;

@@ -10,6 +10,7 @@ mod damaged;
 mod environment;
 mod hostile;
 mod live_app;
+mod others;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

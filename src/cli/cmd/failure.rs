@@ -136,14 +136,11 @@ impl Ctx<'_> {
                     return Outcome::Kept;
                 };
                 if f.others_wrote_now() && !decide.force {
-                    self.say(&format!(
-                        "not restoring: another program wrote to {} after the backup was taken, and \
-                         restoring would discard those writes; pass --force as well to restore anyway",
-                        self.db()
-                    ));
+                    self.say(&self.not_restoring());
                     return Outcome::Kept;
                 }
-                match self.restore(b, decide.force) {
+                let seen = f.watch.as_ref().map(|w| w.at_backup());
+                match self.restore(b, decide.force, seen) {
                     Restored::Done(done) => done,
                     Restored::Again | Restored::Not => Outcome::Kept,
                 }
@@ -223,12 +220,22 @@ impl Ctx<'_> {
                 );
                 continue;
             }
-            match self.restore(b, false) {
+            // Checked again before the copy-in against what the prompt showed.
+            match self.restore(b, false, seen) {
                 Restored::Done(done) => return done,
                 Restored::Again => continue,
                 Restored::Not => return Outcome::Kept,
             }
         }
+    }
+
+    fn not_restoring(&self) -> String {
+        format!(
+            "not restoring: another program wrote to {} after the backup was taken, and \
+             restoring would discard those writes; the database is kept at the last good \
+             migration. Pass --force as well to restore anyway",
+            self.db()
+        )
     }
 
     fn keep_item(&self) -> String {
@@ -248,17 +255,33 @@ impl Ctx<'_> {
 
     /// Restores the pre-run backup. When it does not happen the reason is
     /// printed, and the database is as the run left it.
-    fn restore(&self, backup: &BackupInfo, accept_new_writes: bool) -> Restored {
+    /// `force` accepts other programs' writes; otherwise `seen` is the run
+    /// connection's data version the decision was made on (None when there
+    /// is no such connection: then only the restore's own file check holds).
+    fn restore(&self, backup: &BackupInfo, force: bool, seen: Option<i64>) -> Restored {
         let (ui, signals) = (self.ui, self.signals);
         // A Ctrl-C that stopped the run is answered; this is a new request.
         signals.interrupt.reset();
         let note = self.failure.to_string();
+        let database = &self.settings.database;
         let mut progress = Progress::new(ui, signals);
         let restored = crate::restore::preview(self.settings, &backup.path, &signals.interrupt)
             .and_then(|p| {
+                // Nobody wrote between the decision and the preview: the run's
+                // connection tells others' commits from the run's own, which a
+                // file fingerprint cannot. From the preview on, the restore
+                // itself checks under its lock that the file did not change.
+                if let (false, Some(at), Some(w)) = (force, seen, &self.failure.watch) {
+                    if w.version() != Some(at) {
+                        return Err(Error::WrittenMeanwhile {
+                            path: database.clone(),
+                            since: crate::backup::Since::Written { commits: None },
+                        });
+                    }
+                }
                 let opts = RestoreOptions {
                     note: Some(&note),
-                    accept_new_writes,
+                    accept_new_writes: force,
                 };
                 crate::restore::run(self.settings, &p, &opts, &mut progress, &signals.interrupt)
             });
@@ -286,6 +309,10 @@ impl Ctx<'_> {
                 );
                 // Back to the prompt, which says what it knows now.
                 Restored::Again
+            }
+            Err(Error::WrittenMeanwhile { .. }) => {
+                self.say(&self.not_restoring());
+                Restored::Not
             }
             Err(e) => {
                 self.stopped.set(matches!(e, Error::Interrupted));
