@@ -226,7 +226,10 @@ fn lock_and_back_up(
     let backup = if job.no_backup {
         None
     } else {
-        let request = backup::Request::new(settings, &reason, newest_applied);
+        let request = backup::Request {
+            held: backup::Held::Writer,
+            ..backup::Request::new(settings, &reason, newest_applied)
+        };
         Some(backup::take(&request, obs)?)
     };
     Ok(Locked {

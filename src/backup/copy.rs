@@ -47,21 +47,28 @@ pub(super) fn copy_verified(
     if held == Held::Exclusive {
         return copy_under_callers_lock(db, to, obs);
     }
-    // Before the read lock: if a commit slips in between, the recorded state is
-    // older than the copy, so a later comparison can only err towards "written".
-    let before = fingerprint::read(db).ok();
     let src = Connection::open_with_flags(
         db,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(Problem::Sqlite)?;
     crate::db::busy::install(&src, busy).map_err(Problem::Sqlite)?;
+    // The state a WAL copy records must be the one it copies, never a newer
+    // one: no commit may land between reading the log and taking the snapshot.
+    let gate = match held {
+        Held::Nothing if fingerprint::is_wal(db) => Gate::close(db),
+        // Rollback mode: the counter is read from the copied bytes themselves.
+        _ => Gate::NotNeeded,
+    };
+    let before = fingerprint::read(db).ok();
     // One read transaction for the whole copy: a consistent snapshot, and
     // writers cannot change what it reads (rollback mode: SHARED keeps them
     // from committing; WAL: the snapshot stays while they append).
     src.execute_batch("BEGIN").map_err(Problem::Sqlite)?;
     src.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
         .map_err(Problem::Sqlite)?;
+    let exact = gate.exact();
+    drop(gate);
     // Read under the lock: the mode cannot switch between this and the copy.
     let journal_mode: String = src
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -75,7 +82,11 @@ pub(super) fn copy_verified(
             sha256,
             journal_mode,
             change_counter: None,
-            fingerprint: before,
+            fingerprint: if exact {
+                before
+            } else {
+                before.map(fingerprint::one_commit_back)
+            },
         })
     } else {
         // (A hot journal left by a crash was rolled back when the command
@@ -89,6 +100,53 @@ pub(super) fn copy_verified(
             change_counter: counter,
             fingerprint: counter.map(|c| rollback_fingerprint(c, size, mtime)),
         })
+    }
+}
+
+/// Keeps other connections from committing while a WAL copy records the
+/// log and takes its snapshot. A writer appends a commit's frames to the
+/// `-wal` before it publishes them in the wal-index (wal.c), so without the
+/// write lock the log can hold one commit the snapshot does not: a backup
+/// that said "this is the state" while missing it would let a later restore
+/// undo that commit in silence.
+enum Gate {
+    /// The caller holds the write lock, or the database is not in WAL mode.
+    NotNeeded,
+    /// This connection holds it until dropped (rolled back: it writes nothing).
+    Closed(Connection),
+    /// Not possible (read-only file, a long transaction of the app's).
+    Open,
+}
+
+impl Gate {
+    fn close(db: &Path) -> Gate {
+        let conn = match Connection::open_with_flags(
+            db,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        ) {
+            Ok(c) => c,
+            Err(_) => return Gate::Open,
+        };
+        // Not worth waiting long for: without it the record steps back a commit.
+        let ok = conn.busy_timeout(Duration::from_millis(250)).is_ok()
+            && conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+        if ok {
+            Gate::Closed(conn)
+        } else {
+            Gate::Open
+        }
+    }
+
+    fn exact(&self) -> bool {
+        !matches!(self, Gate::Open)
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        if let Gate::Closed(conn) = self {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
     }
 }
 

@@ -55,6 +55,9 @@ pub struct Log {
     pub last_commit_frame: u32,
     /// How many valid frames end a transaction (one per commit).
     pub commits: u32,
+    /// The commit frame before the last one (0: none).
+    #[serde(default)]
+    pub previous_commit_frame: u32,
 }
 
 /// What a comparison of two fingerprints says about the time in between.
@@ -90,14 +93,28 @@ impl Since {
     }
 }
 
-/// Reads the fingerprint of `db` as it is now.
-pub fn read(db: &Path) -> io::Result<Fingerprint> {
-    let meta = std::fs::metadata(db)?;
+/// The first bytes of the main file, through SQLite's file handle.
+fn header(db: &Path) -> io::Result<([u8; 28], usize)> {
     let mut header = [0u8; 28];
     let mut file = DbFile::open_unmapped(db).map_err(|p| io::Error::other(p.to_string()))?;
     let n = read_full(&mut file, &mut header)?;
-    drop(file);
-    let wal_mode = n >= 20 && header[18] == 2 && header[19] == 2;
+    Ok((header, n))
+}
+
+fn says_wal(header: &[u8; 28], n: usize) -> bool {
+    n >= 20 && header[18] == 2 && header[19] == 2
+}
+
+/// Whether the file's header says WAL mode (header bytes 18 and 19).
+pub fn is_wal(db: &Path) -> bool {
+    header(db).is_ok_and(|(h, n)| says_wal(&h, n))
+}
+
+/// Reads the fingerprint of `db` as it is now.
+pub fn read(db: &Path) -> io::Result<Fingerprint> {
+    let meta = std::fs::metadata(db)?;
+    let (header, n) = header(db)?;
+    let wal_mode = says_wal(&header, n);
     let change_counter = if n >= 28 { be32(&header[24..28]) } else { 0 };
     let mtime_ns = meta
         .modified()
@@ -200,6 +217,7 @@ fn read_log(wal: &Path) -> io::Result<Option<Log>> {
     let (salt1, salt2) = (be32(&hdr[16..20]), be32(&hdr[20..24]));
     let mut frame = vec![0u8; FRAME_HEADER + page_size];
     let (mut index, mut last_commit_frame, mut commits) = (0u32, 0u32, 0u32);
+    let mut previous_commit_frame = 0u32;
     while read_full(&mut input, &mut frame)? == frame.len() {
         let (head, page) = frame.split_at(FRAME_HEADER);
         if head[8..16] != hdr[16..24] || be32(&head[0..4]) == 0 {
@@ -212,6 +230,7 @@ fn read_log(wal: &Path) -> io::Result<Option<Log>> {
         sum = s;
         index += 1;
         if be32(&head[4..8]) != 0 {
+            previous_commit_frame = last_commit_frame;
             last_commit_frame = index;
             commits += 1;
         }
@@ -222,7 +241,25 @@ fn read_log(wal: &Path) -> io::Result<Option<Log>> {
         checkpoint_seq: be32(&hdr[12..16]),
         last_commit_frame,
         commits,
+        previous_commit_frame,
     }))
+}
+
+/// `fp` as it was one commit earlier: what a copy may record when it could
+/// not keep writers out while it took its snapshot (see `copy`), so that a
+/// later comparison errs towards "written", never towards "unchanged".
+pub fn one_commit_back(mut fp: Fingerprint) -> Fingerprint {
+    fp.log = fp.log.and_then(|l| {
+        (l.commits > 1).then_some(Log {
+            last_commit_frame: l.previous_commit_frame,
+            commits: l.commits - 1,
+            previous_commit_frame: 0,
+            ..l
+        })
+    });
+    // Without a log the file must match exactly, and it will not.
+    fp.mtime_ns = None;
+    fp
 }
 
 /// SQLite's WAL checksum (wal.c `walChecksumBytes`) over `data`, continuing
@@ -329,6 +366,21 @@ mod tests {
             "{:?}",
             since(&then, &now)
         );
+    }
+
+    #[test]
+    fn one_commit_back_never_reads_as_unchanged_after_that_commit() {
+        let (_dir, path, conn) = db(true);
+        conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        let now = read(&path).unwrap();
+        let back = one_commit_back(now.clone());
+        assert_eq!(since(&back, &now), Since::Written { commits: Some(1) });
+        // With a single commit in the log there is nothing to step back to.
+        let single = Fingerprint {
+            log: now.log.clone().map(|l| Log { commits: 1, ..l }),
+            ..now.clone()
+        };
+        assert!(since(&one_commit_back(single), &now).maybe_written());
     }
 
     #[test]

@@ -166,10 +166,13 @@ pub struct Request<'a> {
 /// this process, which changes how the copy may read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Held {
-    /// Nothing, or a lock that lets readers in (`up`'s RESERVED, any WAL lock):
-    /// the copy takes its own read lock.
+    /// Nothing: the copy takes its own read lock, and in WAL mode briefly the
+    /// write lock too, so the state it records is exactly the one it copies.
     #[default]
     Nothing,
+    /// The write lock (`BEGIN IMMEDIATE`: `up`, `repair`…; restore's WAL
+    /// copy-in): nobody else can commit, and readers still get in.
+    Writer,
     /// EXCLUSIVE on a rollback-journal database (restore's copy-in): nobody,
     /// not even this process, can read through SQLite, and nobody can write.
     Exclusive,

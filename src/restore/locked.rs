@@ -72,7 +72,7 @@ pub(super) fn copy_in(
         // Under the lock: nobody can commit now. Did anyone since the preview?
         check_unchanged(job, database)?;
         let held = if journal_mode.eq_ignore_ascii_case("wal") {
-            Held::Nothing
+            Held::Writer
         } else {
             Held::Exclusive
         };

@@ -6,8 +6,10 @@ mod sandbox;
 
 mod backups;
 mod faults;
+mod interrupts;
 mod output;
 mod preflight;
+mod safety;
 mod settings;
 mod spine;
 mod surprises;

@@ -399,7 +399,7 @@ fn restore_beside_a_busy_writer_undoes_nothing_that_is_not_in_its_safety_copy() 
 #[test]
 fn a_backup_beside_a_busy_wal_writer_finishes_in_bounded_time() {
     let s = Sandbox::new();
-    app_db(&s, true, 16_000);
+    app_db(&s, true, 8_000);
     let app = App::start(&s);
     super::live_app::wait_for_rows(&app, 20);
     let started = Instant::now();
@@ -428,7 +428,7 @@ fn a_backup_beside_a_busy_wal_writer_finishes_in_bounded_time() {
     let backup = s.backups().pop().expect("the backup");
     assert_eq!(super::quick_check(&backup), "ok");
     eprintln!(
-        "backup of 16 MB beside a WAL writer ({} commits meanwhile) took {took:?}",
+        "backup of 8 MB beside a WAL writer ({} commits meanwhile) took {took:?}",
         committed.len()
     );
 }
