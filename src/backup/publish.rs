@@ -90,3 +90,57 @@ pub(crate) fn sync_dir(dir: &Path) {
         let _ = d.sync_all();
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            source: PathBuf::from("/x/app.db"),
+            created_at: String::new(),
+            reason: "manual".into(),
+            tool_version: "0".into(),
+            newest_version: None,
+            size: 4,
+            sha256: "00".into(),
+            journal_mode: "delete".into(),
+            change_counter: None,
+            fingerprint: None,
+        }
+    }
+
+    /// Issue 9: a symlink planted at the final name (or the manifest's) is
+    /// neither followed nor replaced; the backup takes the next free name.
+    #[test]
+    fn planted_symlinks_at_final_names_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep me").unwrap();
+        let at = chrono::Utc::now();
+        let name = manifest::file_name("app", at, "manual");
+        let planted = dir.path().join(&name);
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        std::os::unix::fs::symlink(&victim, manifest::path_for(&planted)).unwrap();
+        let mut tmp = super::super::temporary(dir.path(), &name).unwrap();
+        tmp.write_all(b"data").unwrap();
+        let path = publish(dir.path(), "app", at, "manual", tmp, &manifest()).unwrap();
+        assert_ne!(path, planted);
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+        assert_eq!(fs::read(&path).unwrap(), b"data");
+        assert!(fs::symlink_metadata(&planted)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let m = manifest::path_for(&path);
+        assert_eq!(
+            fs::metadata(&m).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}

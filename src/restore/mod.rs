@@ -332,3 +332,6 @@ pub(crate) fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
     s.push(suffix);
     PathBuf::from(s)
 }
+
+#[cfg(test)]
+mod tests;
