@@ -145,14 +145,16 @@ fn lock(copy: &Backup<'_, '_>, database: &Path) -> Result<()> {
 }
 
 /// Compares the locked database with what the preview saw: a commit in
-/// between is refused unless the caller accepts it.
+/// between is refused unless the caller accepts it. A preview that could not
+/// read the file's state already said it cannot tell; there is nothing to
+/// compare then.
 fn check_unchanged(job: &Job<'_>, database: &Path) -> Result<()> {
-    if job.accept_new_writes {
+    let Some(then) = job.expect.filter(|_| !job.accept_new_writes) else {
         return Ok(());
-    }
-    let since = match (job.expect, fingerprint::read(database)) {
-        (Some(then), Ok(now)) => fingerprint::since(then, &now),
-        _ => Since::CannotTell {
+    };
+    let since = match fingerprint::read(database) {
+        Ok(now) => fingerprint::since(then, &now),
+        Err(_) => Since::CannotTell {
             why: backup::Unknown::Unreadable,
         },
     };

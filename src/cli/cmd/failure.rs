@@ -212,7 +212,7 @@ impl Ctx<'_> {
             }
             // Checked again after the answer: the prompt may have waited long.
             let now = f.watch.as_ref().and_then(|w| w.version());
-            if now != seen || now.is_none() {
+            if f.watch.is_some() && (now != seen || now.is_none()) {
                 eprintln!(
                     "another program wrote to {} while you were choosing; restoring now would \
                      discard that too",
