@@ -138,3 +138,22 @@ fn ctrl_c_stops_a_wait_for_another_programs_lock() {
     stopped(&args, &r);
     holder.execute_batch("ROLLBACK").expect("release");
 }
+
+/// Issue 10: on a terminal too, a wait for another program's lock says so,
+/// and the run goes on once the lock is free.
+#[test]
+fn a_wait_for_a_lock_is_announced_on_a_terminal() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", "CREATE TABLE a (x);\n");
+    s.conn().execute_batch("CREATE TABLE t (x)").expect("db");
+    let holder = Connection::open(s.db()).expect("open");
+    holder
+        .execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
+        .expect("hold the write lock");
+    let mut pty = crate::pty::Pty::spawn(&s, &["up", "--busy-timeout-ms", "60000"]);
+    pty.expect("waiting for a lock on dev.db, held by another connection");
+    holder.execute_batch("ROLLBACK").expect("release");
+    let transcript = pty.transcript();
+    assert_eq!(pty.exit_code(), 0, "{transcript}");
+    assert_eq!(s.applied(), vec![1]);
+}
