@@ -46,7 +46,11 @@ pub(crate) fn record(
         let backup = if change.no_backup {
             None
         } else {
-            let request = backup::Request::new(settings, &reason, newest);
+            // The write lock is held (BEGIN IMMEDIATE above).
+            let request = backup::Request {
+                held: backup::Held::Writer,
+                ..backup::Request::new(settings, &reason, newest)
+            };
             Some(backup::take(&request, obs)?)
         };
         let backup_name = backup

@@ -1,5 +1,6 @@
 //! `down`: run down sections newest first, after a backup, each in its own
-//! transaction with its tracking row removed.
+//! transaction with its tracking row removed. Also how a failed `up` is undone
+//! with the down sections of what it applied (`revert`).
 
 use std::path::PathBuf;
 
@@ -30,44 +31,84 @@ pub struct DownReport {
     pub changed_down: Vec<Version>,
 }
 
+/// Which applied migrations to revert.
+enum Pick<'a> {
+    Options(&'a DownOptions),
+    Exactly(&'a [Version]),
+}
+
 /// The migrations `down` would revert, newest first, each with its down
 /// section (refused before anything runs when one has none, or while the
 /// plan has edited, missing or out-of-order migrations).
 pub fn preview(settings: &Settings, opts: &DownOptions) -> Result<Vec<Migration>> {
     let project = Project::load(settings, Need::Existing)?;
     let plan = project.plan();
-    Ok(targets(&project, &plan, opts)?
+    Ok(targets(settings, &project, &plan, &Pick::Options(opts))?
         .into_iter()
         .cloned()
         .collect())
 }
 
+pub fn down(
+    settings: &Settings,
+    opts: &DownOptions,
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<DownReport> {
+    down_picked(settings, Pick::Options(opts), obs, interrupt)
+}
+
+/// Reverts exactly `versions` with their down sections, newest first: the
+/// migrations a failed `up` applied (issue 9: undo the run and keep what
+/// other programs wrote). Refused (`Error::Raced`) if they are no longer the
+/// newest applied, e.g. because another run applied more meanwhile.
+pub fn revert(
+    settings: &Settings,
+    versions: &[Version],
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<DownReport> {
+    down_picked(settings, Pick::Exactly(versions), obs, interrupt)
+}
+
 fn targets<'p>(
+    settings: &Settings,
     project: &Project,
     plan: &Plan<'p>,
-    opts: &DownOptions,
+    pick: &Pick<'_>,
 ) -> Result<Vec<&'p Migration>> {
-    let to = match &opts.to {
-        Some(arg) => Some(project.bound(arg, "--to")?),
-        None => None,
+    let (to, steps) = match pick {
+        Pick::Options(opts) => (
+            match &opts.to {
+                Some(arg) => Some(project.bound(arg, "--to")?),
+                None => None,
+            },
+            opts.steps.unwrap_or(1),
+        ),
+        Pick::Exactly(versions) => (None, versions.len()),
     };
     let problems = plan.problems(false);
     if !problems.is_empty() {
         return Err(Error::Blocked(problems));
     }
     let applied = plan.applied_newest_first();
-    let targets: Vec<&Migration> = match (&to, opts.steps) {
-        (Some(to), _) => applied
+    let targets: Vec<&Migration> = match &to {
+        Some(to) => applied
             .iter()
             .filter(|e| e.version.key() > to)
             .filter_map(|e| e.file)
             .collect(),
-        (None, steps) => applied
-            .iter()
-            .take(steps.unwrap_or(1))
-            .filter_map(|e| e.file)
-            .collect(),
+        None => applied.iter().take(steps).filter_map(|e| e.file).collect(),
     };
+    if let Pick::Exactly(versions) = pick {
+        let same = targets.len() == versions.len()
+            && targets.iter().all(|m| versions.contains(&m.version));
+        if !same {
+            return Err(Error::Raced {
+                path: settings.database.clone(),
+            });
+        }
+    }
     // Every migration in range needs a down section before anything runs.
     if let Some(m) = targets.iter().find(|m| m.down.is_none()) {
         return Err(Error::NoDown {
@@ -78,17 +119,21 @@ fn targets<'p>(
     Ok(targets)
 }
 
-pub fn down(
+fn down_picked(
     settings: &Settings,
-    opts: &DownOptions,
+    pick: Pick<'_>,
     obs: &mut dyn Observer,
     interrupt: &Interrupt,
 ) -> Result<DownReport> {
     let path = &settings.database;
     let mut project = Project::load(settings, Need::Existing)?;
     let opened = project.db.take();
+    let no_backup = match &pick {
+        Pick::Options(opts) => opts.no_backup,
+        Pick::Exactly(_) => false,
+    };
     let plan = project.plan();
-    let targets = targets(&project, &plan, opts)?;
+    let targets = targets(settings, &project, &plan, &pick)?;
     let mut report = DownReport {
         database: path.clone(),
         reverted: Vec::new(),
@@ -132,7 +177,7 @@ pub fn down(
         &Job {
             command: "down",
             step: Step::Down,
-            no_backup: opts.no_backup,
+            no_backup,
             planned_on: &project.rows,
             layout: project.source.layout,
             create: false,

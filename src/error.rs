@@ -155,6 +155,14 @@ pub enum Error {
     #[error("backups folder {path} cannot be read: {source}")]
     BackupsFolder { path: PathBuf, source: io::Error },
 
+    /// Another program committed between the restore's look at the database
+    /// and its lock (issue 9: check again immediately before the copy-in).
+    #[error("{path} was written by another program after the restore was confirmed; nothing was restored")]
+    WrittenMeanwhile {
+        path: PathBuf,
+        since: crate::backup::Since,
+    },
+
     #[error("cannot make the rehearsal's copy in {path}: {source}")]
     Scratch { path: PathBuf, source: io::Error },
 

@@ -14,6 +14,9 @@ mod elsewhere;
 mod kept;
 
 pub use elsewhere::{statements_elsewhere, Change, Statement};
+mod carry;
+
+pub use carry::{carry_runs, runs_after, stored_runs, StoredRun};
 
 const MIGRATIONS: &str = "_backstop_migrations";
 const RUNS: &str = "_backstop_runs";

@@ -35,6 +35,10 @@ pub enum Event<'a> {
     BackupPruned {
         path: &'a Path,
     },
+    /// A temporary file a killed backstop left behind was removed.
+    TemporaryRemoved {
+        path: &'a Path,
+    },
     MigrationStarted {
         index: usize,
         total: usize,
@@ -75,6 +79,19 @@ pub enum Event<'a> {
         done: u64,
         total: u64,
     },
+    /// A long read-only check started (`verify`'s integrity_check, `backups`
+    /// hashing every backup): something to show before a silent wait.
+    CheckStarted {
+        check: Check,
+        path: &'a Path,
+        bytes: u64,
+    },
+    /// Another connection holds a lock on `path` and this one waits for it
+    /// (SPEC `up` step 1), sent once per wait from inside SQLite's busy handler
+    /// through [`Observer::notify`].
+    LockWait {
+        path: &'a Path,
+    },
     Warning {
         message: &'a str,
     },
@@ -95,6 +112,13 @@ pub struct OutputLine {
     pub line: String,
 }
 
+/// What a [`Event::CheckStarted`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Integrity,
+    Backups,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Up,
@@ -104,6 +128,10 @@ pub enum Direction {
 /// Called from SQLite's progress handler while a long statement runs, with the
 /// time the statement has been running. Must be cheap and thread-safe.
 pub type Ticker = Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// Receives events raised from inside SQLite's callbacks (a busy wait), where
+/// the observer's `event(&mut self)` cannot be reached. Thread-safe and cheap.
+pub type Notify = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
 
 pub trait Observer {
     fn event(&mut self, event: Event<'_>);
@@ -115,6 +143,41 @@ pub trait Observer {
     /// a terminal; everywhere else the verified backup is the safety net.
     fn confirm_destructive(&mut self, _items: &[crate::inspect::Destructive]) -> bool {
         true
+    }
+    /// Where events from inside SQLite's callbacks go (see [`Notify`]).
+    fn notify(&self) -> Option<Notify> {
+        None
+    }
+    /// The Ctrl-C flag of the command this observer watches. Steps that take
+    /// no interrupt of their own (the backup inside `repair`, `baseline`)
+    /// check this one, so every long step stops on Ctrl-C (issue 9).
+    fn interrupt(&self) -> Option<&Interrupt> {
+        None
+    }
+}
+
+/// An observer that also carries `interrupt`: what `up` and `down` hand to the
+/// steps inside them when their caller's observer carries none.
+pub struct WithInterrupt<'o> {
+    pub inner: &'o mut dyn Observer,
+    pub interrupt: &'o Interrupt,
+}
+
+impl Observer for WithInterrupt<'_> {
+    fn event(&mut self, event: Event<'_>) {
+        self.inner.event(event)
+    }
+    fn ticker(&self) -> Option<Ticker> {
+        self.inner.ticker()
+    }
+    fn confirm_destructive(&mut self, items: &[crate::inspect::Destructive]) -> bool {
+        self.inner.confirm_destructive(items)
+    }
+    fn notify(&self) -> Option<Notify> {
+        self.inner.notify()
+    }
+    fn interrupt(&self) -> Option<&Interrupt> {
+        Some(self.interrupt)
     }
 }
 
@@ -153,6 +216,13 @@ impl Interrupt {
         }
     }
 
+    /// Lowers the flag: a person answered a question after Ctrl-C (the
+    /// failure prompt), so the next step is a new request that the next
+    /// Ctrl-C must be able to stop again.
+    pub fn reset(&self) {
+        self.inner.flag.store(false, Ordering::SeqCst);
+    }
+
     pub fn is_set(&self) -> bool {
         self.inner.flag.load(Ordering::SeqCst)
     }
@@ -161,6 +231,25 @@ impl Interrupt {
     pub fn watch(&self, conn: &rusqlite::Connection) {
         if let Ok(mut handles) = self.inner.handles.lock() {
             handles.push(conn.get_interrupt_handle());
+        }
+    }
+
+    /// Stops any statement on `conn` once the flag is set, also one that starts
+    /// after the trigger (SQLite forgets an interrupt sent to an idle
+    /// connection): for the connections of long checks (quick_check,
+    /// integrity_check). Not for migrations, whose runner has its own handler.
+    pub fn stop_on(&self, conn: &rusqlite::Connection) {
+        self.watch(conn);
+        let stop = self.flag();
+        conn.progress_handler(1000, Some(move || stop()));
+    }
+
+    /// `Err(Error::Interrupted)` once the flag is set: for copy and hash loops.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.is_set() {
+            Err(crate::Error::Interrupted)
+        } else {
+            Ok(())
         }
     }
 

@@ -11,6 +11,7 @@ use crate::backup;
 use crate::db::{self, Access};
 use crate::error::{Error, Result};
 use crate::migration::Version;
+use crate::observe::{self, Event, Interrupt, Observer};
 use crate::plan::{Plan, State};
 use crate::project::{Need, Project};
 use crate::settings::Settings;
@@ -74,6 +75,16 @@ fn bad(check: &'static str, message: impl Into<String>, fix: Fix) -> Finding {
 }
 
 pub fn run(settings: &Settings) -> Result<VerifyReport> {
+    check(settings, &mut crate::observe::Silent, &Interrupt::new())
+}
+
+/// `run`, stopped by Ctrl-C (`Error::Interrupted`): `integrity_check` and
+/// hashing the backups read every byte, which takes a while on a big file.
+pub fn check(
+    settings: &Settings,
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<VerifyReport> {
     let path = &settings.database;
     let mut findings = Vec::new();
     match Project::load(settings, Need::Existing) {
@@ -90,10 +101,18 @@ pub fn run(settings: &Settings) -> Result<VerifyReport> {
     let opened = db::open_configured(settings, Access::Read)?
         .ok_or_else(|| Error::NoDatabase { path: path.clone() })?;
     let conn = &opened.conn;
+    interrupt.stop_on(conn);
     findings.push(drift(conn).map_err(|e| Error::from_sqlite(path, e))?);
+    obs.event(Event::CheckStarted {
+        check: observe::Check::Integrity,
+        path,
+        bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+    });
     findings.push(integrity(conn));
+    interrupt.check()?;
     findings.push(foreign_keys(conn));
-    findings.extend(backups(settings));
+    interrupt.check()?;
+    findings.extend(backups(settings, obs, interrupt)?);
     Ok(VerifyReport {
         database: path.clone(),
         passed: findings.iter().all(|f| f.ok),
@@ -203,12 +222,22 @@ fn foreign_keys(conn: &Connection) -> Finding {
 }
 
 /// Every backup of this database against the hash its manifest recorded.
-fn backups(settings: &Settings) -> Vec<Finding> {
-    let checked = backup::list_checked(&settings.backups, &settings.database).unwrap_or_default();
+fn backups(
+    settings: &Settings,
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<Vec<Finding>> {
+    let checked = match backup::list_checked(&settings.backups, &settings.database, obs, interrupt)
+    {
+        Ok(Some(checked)) => checked,
+        Ok(None) => return Err(Error::Interrupted),
+        // An unreadable folder is no backups to check.
+        Err(_) => Vec::new(),
+    };
     if checked.is_empty() {
-        return vec![ok("backups", "no backups yet")];
+        return Ok(vec![ok("backups", "no backups yet")]);
     }
-    checked
+    Ok(checked
         .into_iter()
         .map(|(b, intact)| {
             let name = b.path.display().to_string();
@@ -229,5 +258,5 @@ fn backups(settings: &Settings) -> Vec<Finding> {
                 }
             }
         })
-        .collect()
+        .collect())
 }

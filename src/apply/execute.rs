@@ -6,20 +6,22 @@
 //! kind) and `fail` (what a failure reports).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::Connection;
 
+use super::failure::Watcher;
 use super::launch::Launch;
 use super::runner::{fk_pragma, Failed, RunRecord, Runner, Step};
 use super::step::{First, Stepper};
 use super::{python, Applied, Cause, RunFailure};
 use crate::backup::{self, BackupInfo};
-use crate::db::{self, Access, Schema};
+use crate::db::{self, busy, Access, Schema};
 use crate::error::{Error, Result};
 use crate::history::{self, Outcome};
 use crate::inspect;
 use crate::migration::{Kind, Migration, Section, Version};
-use crate::observe::{Direction, Event, Interrupt, Observer};
+use crate::observe::{Direction, Event, Interrupt, Observer, WithInterrupt};
 use crate::settings::Settings;
 use crate::source::Layout;
 
@@ -61,6 +63,29 @@ pub(crate) fn execute(
     obs: &mut dyn Observer,
     interrupt: &Interrupt,
 ) -> Result<Executed> {
+    // Busy waits (a lock held by the app) stop on Ctrl-C and are announced.
+    let notify = obs.notify();
+    let mut obs = WithInterrupt {
+        inner: obs,
+        interrupt,
+    };
+    busy::within(
+        &settings.database,
+        settings.busy_timeout,
+        interrupt,
+        notify,
+        || execute_within(settings, job, existing, steps, &mut obs, interrupt),
+    )
+}
+
+fn execute_within(
+    settings: &Settings,
+    job: &Job<'_>,
+    existing: Option<db::Opened>,
+    steps: &[(&Migration, &Section)],
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<Executed> {
     let path = &settings.database;
     // Before any lock: a missing Python, or a `.py` file it cannot compile,
     // is refused here (issue 12).
@@ -88,8 +113,9 @@ pub(crate) fn execute(
         backup: locked.backup.clone(),
         destructive,
     };
-    let mut stepper = Stepper::new(&launch, interrupt, locked.data_version);
-    run_steps(
+    let at_backup = locked.data_version;
+    let mut stepper = Stepper::new(&launch, interrupt, at_backup);
+    let outcome = run_steps(
         path,
         job,
         &mut runner,
@@ -98,8 +124,21 @@ pub(crate) fn execute(
         steps,
         &mut done,
         obs,
-    )?;
-    Ok(done)
+    );
+    let watch_from = stepper.baseline().unwrap_or(at_backup);
+    drop(runner);
+    drop(session);
+    match outcome {
+        Ok(()) => Ok(done),
+        Err(Error::Migration(mut failure)) => {
+            // Kept for the failure prompt, which may wait a while: outside
+            // this command's busy scope it waits SQLite's own way.
+            let _ = conn.busy_timeout(settings.busy_timeout);
+            failure.watch = Some(Arc::new(Watcher::new(conn, watch_from)));
+            Err(Error::Migration(failure))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Before any lock: what the steps drop or delete, confirmed by the observer
@@ -231,7 +270,11 @@ fn lock_and_back_up(
     let backup = if job.no_backup {
         None
     } else {
-        let request = backup::Request::new(settings, &reason, newest_applied);
+        // Taken while this process holds the write lock (see `backup::Held`).
+        let request = backup::Request {
+            held: backup::Held::Writer,
+            ..backup::Request::new(settings, &reason, newest_applied)
+        };
         Some(backup::take(&request, obs)?)
     };
     Ok(Locked {
@@ -337,6 +380,8 @@ fn run_steps(
                     kind: m.kind,
                     script_wrote,
                     output,
+                    revertible: revertible(job, steps, index, section),
+                    watch: None,
                 };
                 return Err(fail(runner, &mut run, failure, m, obs));
             }
@@ -346,6 +391,26 @@ fn run_steps(
     runner
         .finish_run(&mut run, Outcome::Ok, &versions, None)
         .map_err(|e| Error::from_sqlite(path, e))
+}
+
+/// Whether the migrations this `up` applied before step `failed` can be
+/// reverted with their down sections: each has one, nothing of the failed one
+/// stayed, and they are the newest applied (so `down` reverts exactly them).
+fn revertible(
+    job: &Job<'_>,
+    steps: &[(&Migration, &Section)],
+    failed: usize,
+    section: &Section,
+) -> bool {
+    let ran = &steps[..failed];
+    job.step == Step::Up
+        && section.options.transaction
+        && !ran.is_empty()
+        && ran.iter().all(|(m, _)| m.down.is_some())
+        && job
+            .planned_on
+            .iter()
+            .all(|r| ran.iter().all(|(m, _)| r.version < m.version))
 }
 
 /// Reports the failure and records the run; the migration's own error wins

@@ -3,6 +3,9 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
 
 use super::Applied;
 use crate::backup::BackupInfo;
@@ -79,6 +82,58 @@ pub struct RunFailure {
     /// What the failed migration printed (executable migrations).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub output: Vec<OutputLine>,
+    /// Every migration this run applied has a down section, they are the
+    /// newest applied, and the failed one was rolled back: reverting them with
+    /// their down sections undoes the run and keeps other programs' rows.
+    pub revertible: bool,
+    /// The run's connection, kept open to tell later whether other programs
+    /// wrote (the failure prompt waits for a person; issue 9).
+    #[serde(skip)]
+    pub watch: Option<Arc<Watcher>>,
+}
+
+/// A connection kept from the failed run. `PRAGMA data_version` on one
+/// connection changes if and only if another connection committed (SQLite's
+/// documentation of the pragma), so comparing it with its value when the
+/// run's own writes ended (the backup, or the last commit of a Python module,
+/// which commits through the runner's connection) says whether anyone else
+/// wrote since, however long ago.
+pub struct Watcher {
+    conn: Mutex<Connection>,
+    baseline: i64,
+}
+
+impl Watcher {
+    pub(crate) fn new(conn: Connection, baseline: i64) -> Watcher {
+        Watcher {
+            conn: Mutex::new(conn),
+            baseline,
+        }
+    }
+
+    /// The data version now; None when it cannot be read (treat as changed).
+    pub fn version(&self) -> Option<i64> {
+        let conn = self.conn.lock().ok()?;
+        super::data_version(&conn).ok()
+    }
+
+    /// The data version when the run's own writes ended.
+    pub fn baseline(&self) -> i64 {
+        self.baseline
+    }
+
+    /// Another connection committed since the backup (or it cannot be told).
+    pub fn others_wrote(&self) -> bool {
+        self.version() != Some(self.baseline)
+    }
+}
+
+impl fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watcher")
+            .field("baseline", &self.baseline)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunFailure {
@@ -88,6 +143,18 @@ impl RunFailure {
 
     pub fn locked(&self) -> bool {
         matches!(self.cause, Cause::Locked { .. })
+    }
+
+    /// Nothing of the run stayed applied: the first migration failed (or
+    /// Ctrl-C hit it) and was rolled back, so there is nothing to undo.
+    pub fn applied_nothing(&self) -> bool {
+        self.applied.is_empty() && self.rolled_back
+    }
+
+    /// Other programs wrote since the backup: as seen at the failure, or now
+    /// through the kept connection.
+    pub fn others_wrote_now(&self) -> bool {
+        self.others_wrote || self.watch.as_ref().is_some_and(|w| w.others_wrote())
     }
 
     /// What became of the failed migration's own changes.

@@ -68,6 +68,13 @@ impl<'a> Stepper<'a> {
         }
     }
 
+    /// backstop's connection's data version when the run's own writes (its
+    /// modules' commits included) were last accounted for: what a later
+    /// check for other programs' writes compares with.
+    pub fn baseline(&self) -> Option<i64> {
+        self.writers.baseline
+    }
+
     /// Whether another program may have written since the backup, and
     /// whether that is only because a script ran (see `Writers`).
     pub fn others_wrote(&self, conn: &Connection) -> (bool, bool) {

@@ -92,16 +92,28 @@ impl DbFile {
         }
     }
 
+    /// For a whole copy: SQLite maps the file (up to its 2 GiB limit) so chunks
+    /// can be written and hashed without first copying them into a buffer.
     pub(super) fn open(db: &Path) -> Result<DbFile, Problem> {
+        DbFile::open_with(db, true)
+    }
+
+    /// For a few bytes (the header): no mapping.
+    pub(super) fn open_unmapped(db: &Path) -> Result<DbFile, Problem> {
+        DbFile::open_with(db, false)
+    }
+
+    fn open_with(db: &Path, mapped: bool) -> Result<DbFile, Problem> {
         use rusqlite::ffi;
         let conn = Connection::open_with_flags(
             db,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(Problem::Sqlite)?;
-        // Let SQLite map the file (up to its 2 GiB limit) so chunks can be
-        // written and hashed without first copying them into a buffer.
-        let _ = conn.execute_batch("PRAGMA mmap_size = 2147418112");
+        if mapped {
+            // A setting only: takes no lock and reads nothing.
+            let _ = conn.execute_batch("PRAGMA mmap_size = 2147418112");
+        }
         let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
         // SAFETY: SQLITE_FCNTL_FILE_POINTER stores the main database's
         // `sqlite3_file*` (owned by `conn`, opened when `conn` was) into `file`.

@@ -23,6 +23,10 @@ pub struct Manifest {
     /// rollback-journal mode it changes with every commit, so `restore` can tell
     /// whether the database was written after the backup.
     pub change_counter: Option<u32>,
+    /// The database file's state when the backup was taken, in either journal
+    /// mode (see `fingerprint`). None in manifests before 0.2.
+    #[serde(default)]
+    pub fingerprint: Option<super::Fingerprint>,
 }
 
 fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -7,27 +7,39 @@
 //! on a second thread and running `quick_check` on the same locked file in
 //! parallel, so the data is read once at copy speed. WAL databases go through
 //! SQLite's online backup API, since part of their content lives in the `-wal`.
+//! Each manifest records the file's `fingerprint`, so `restore` can later say
+//! whether the database was written after the backup.
 
 mod copy;
 mod file;
+pub mod fingerprint;
+mod folder;
 mod manifest;
 mod publish;
 mod retention;
 mod space;
+mod temporary;
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
 
+pub use fingerprint::{Fingerprint, Since, Unknown};
+pub use folder::{check_existing as check_folder, prepare as prepare_folder, Concern};
 pub use manifest::{file_name, parse_name, slug, stem as manifest_stem, Manifest, TIMESTAMP};
-pub(crate) use publish::{sync_dir, temporary};
-pub use retention::{list, prune, Listed};
+pub(crate) use publish::sync_dir;
+pub use retention::{is_pre_run, latest, list, prune, Listed, RESTORE_SAFETY};
 pub use space::free_space;
+pub use temporary::InUse;
+pub(crate) use temporary::{sweep, temporary, temporary_with_mode};
 pub use verify::{
     hash_file, list_checked, open_backup, parallel_verify, quick_check, read_manifest, verify,
     Intact,
@@ -35,7 +47,7 @@ pub use verify::{
 
 use crate::error::{Error, Result};
 use crate::migration::Version;
-use crate::observe::{Event, Observer};
+use crate::observe::{Event, Interrupt, Observer};
 use crate::settings::Settings;
 
 /// Why a backup or a restore could not be completed.
@@ -75,6 +87,11 @@ pub enum Problem {
     PathNotUtf8 {
         path: PathBuf,
     },
+    /// The backups folder can be written by other users.
+    FolderOpen {
+        path: PathBuf,
+        mode: u32,
+    },
     Interrupted,
 }
 
@@ -109,6 +126,12 @@ impl fmt::Display for Problem {
                  rename the file or its folder",
                 path.display()
             ),
+            Problem::FolderOpen { path, mode } => write!(
+                f,
+                "backups folder {} can be written by other users (mode {mode:04o}): anyone \
+                 could delete a backup there or plant one for `restore` to pick",
+                path.display()
+            ),
             Problem::Interrupted => f.write_str("interrupted"),
         }
     }
@@ -135,6 +158,27 @@ pub struct Request<'a> {
     /// Loaded on the connections that check the copy: `quick_check` evaluates
     /// CHECK constraints, which may call an extension's function (issue 11).
     pub extensions: &'a [PathBuf],
+    /// What the caller already holds on the database.
+    pub held: Held,
+    /// Never pruned by this backup (besides the one it takes): the backup a
+    /// restore is putting back.
+    pub protect: Vec<PathBuf>,
+}
+
+/// A lock the caller holds on the database through another connection of
+/// this process, which changes how the copy may read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Held {
+    /// Nothing: the copy takes its own read lock, and in WAL mode briefly the
+    /// write lock too, so the state it records is exactly the one it copies.
+    #[default]
+    Nothing,
+    /// The write lock (`BEGIN IMMEDIATE`: `up`, `repair`…; restore's WAL
+    /// copy-in): nobody else can commit, and readers still get in.
+    Writer,
+    /// EXCLUSIVE on a rollback-journal database (restore's copy-in): nobody,
+    /// not even this process, can read through SQLite, and nobody can write.
+    Exclusive,
 }
 
 impl<'a> Request<'a> {
@@ -148,12 +192,15 @@ impl<'a> Request<'a> {
             newest_version: newest_version.map(ToString::to_string),
             busy: settings.busy_timeout,
             extensions: &settings.extensions,
+            held: Held::Nothing,
+            protect: Vec::new(),
         }
     }
 }
 
 /// `backstop backup [--label TEXT]`: a verified backup of the configured
-/// database now, its reason the label's slug (or `manual`).
+/// database now, its reason the label's slug (or `manual`). Ctrl-C stops it
+/// through the observer's interrupt.
 pub fn manual(
     settings: &Settings,
     label: Option<&str>,
@@ -184,22 +231,54 @@ pub fn manual(
 }
 
 /// Takes a verified backup and prunes old ones. On error no file is left under
-/// a final name, and the database was only read.
+/// a final name, and the database was only read. Ctrl-C (the observer's
+/// interrupt) stops it between chunks: `Error::Interrupted`.
 pub fn take(req: &Request<'_>, obs: &mut dyn Observer) -> Result<BackupInfo> {
+    let interrupt = obs.interrupt().cloned().unwrap_or_default();
+    let notify = obs.notify();
+    crate::db::busy::within(
+        req.database,
+        req.busy,
+        &interrupt,
+        notify,
+        || match take_within(req, &interrupt, obs) {
+            Err(Error::Backup {
+                problem: Problem::Interrupted,
+                ..
+            }) => Err(Error::Interrupted),
+            other => other,
+        },
+    )
+}
+
+fn take_within(
+    req: &Request<'_>,
+    interrupt: &Interrupt,
+    obs: &mut dyn Observer,
+) -> Result<BackupInfo> {
     let fail = |problem| Error::Backup {
         database: req.database.to_path_buf(),
         problem,
     };
+    // Refused before anything is written: a manifest must record the path
+    // losslessly (JSON strings are UTF-8), never an empty or lossy one.
     let source = fs::canonicalize(req.database).unwrap_or_else(|_| req.database.to_path_buf());
     if source.to_str().is_none() {
         return Err(fail(Problem::PathNotUtf8 { path: source }));
     }
-    fs::create_dir_all(req.folder).map_err(|source| {
-        fail(Problem::Folder {
-            path: req.folder.to_path_buf(),
-            source,
-        })
-    })?;
+    if let Some(Concern::GroupWritable { mode }) = folder::prepare(req.folder).map_err(fail)? {
+        obs.event(Event::Warning {
+            message: &format!(
+                "backups folder {} can be written by its group (mode {mode:04o}); \
+                 consider `chmod g-w {}`",
+                req.folder.display(),
+                req.folder.display()
+            ),
+        });
+    }
+    for path in sweep(req.folder, None) {
+        obs.event(Event::TemporaryRemoved { path: &path });
+    }
     let size = fs::metadata(req.database).map(|m| m.len()).unwrap_or(0)
         + fs::metadata(wal_path(req.database))
             .map(|m| m.len())
@@ -219,7 +298,15 @@ pub fn take(req: &Request<'_>, obs: &mut dyn Observer) -> Result<BackupInfo> {
         database: req.database,
         bytes: size,
     });
-    let copied = copy::copy_verified(req, tmp.as_file(), tmp.path(), obs).map_err(fail)?;
+    let target = copy::Target {
+        out: tmp.as_file(),
+        tmp: tmp.path(),
+        interrupt,
+        extensions: req.extensions,
+    };
+    let copied =
+        copy::copy_verified(req.database, &target, req.busy, req.held, obs).map_err(fail)?;
+    interrupt.check()?;
     let manifest = Manifest {
         source,
         created_at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -230,12 +317,17 @@ pub fn take(req: &Request<'_>, obs: &mut dyn Observer) -> Result<BackupInfo> {
         sha256: copied.sha256,
         journal_mode: copied.journal_mode,
         change_counter: copied.change_counter,
+        fingerprint: copied.fingerprint,
     };
+    // The manifest is written and synced before the backup takes its name,
+    // and the folder after: "verified" (BackupDone) only once both are durable.
     let path = publish::publish(req.folder, &stem, at, req.reason, tmp, &manifest).map_err(fail)?;
     let info = BackupInfo { path, manifest };
     obs.event(Event::BackupDone { backup: &info });
     // Retention never fails the backup that was just taken.
-    for pruned in prune(req.folder, req.database, req.keep, &info.path).unwrap_or_default() {
+    let mut protect: Vec<&Path> = req.protect.iter().map(PathBuf::as_path).collect();
+    protect.push(&info.path);
+    for pruned in prune(req.folder, req.database, req.keep, &protect).unwrap_or_default() {
         obs.event(Event::BackupPruned { path: &pruned });
     }
     Ok(info)
@@ -245,16 +337,6 @@ pub(crate) fn wal_path(db: &Path) -> PathBuf {
     let mut s = db.as_os_str().to_owned();
     s.push("-wal");
     PathBuf::from(s)
-}
-
-/// SQLite's file change counter from the header of a rollback-journal database.
-pub fn change_counter(db: &Path) -> Option<u32> {
-    let mut f = File::open(db).ok()?;
-    let mut header = [0u8; 28];
-    f.read_exact(&mut header).ok()?;
-    Some(u32::from_be_bytes([
-        header[24], header[25], header[26], header[27],
-    ]))
 }
 
 /// Sizes in error messages (the CLI formats its own with indicatif).

@@ -1,7 +1,8 @@
 //! Giving a verified copy its final name (SPEC "Backups": a file under a final
 //! name is always a complete, verified backup). Temporary files are created
-//! exclusively under random names (never through a file or symlink someone
-//! planted), and final names are taken without ever replacing a file.
+//! exclusively under random names (`temporary`: never through a file or
+//! symlink someone planted), and final names are taken without ever replacing
+//! a file or following a symlink (`link`/`renameat2(NOREPLACE)`).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -11,22 +12,8 @@ use chrono::{DateTime, Utc};
 use tempfile::NamedTempFile;
 
 use super::manifest::{self, Manifest};
+use super::temporary::temporary;
 use super::Problem;
-
-/// A new owner-only temporary file in `folder` for `name`. The name carries
-/// the process id, so a later command can tell whose it is.
-pub(crate) fn temporary(folder: &Path, name: &str) -> io::Result<NamedTempFile> {
-    let prefix = format!(".{name}.{}.", std::process::id());
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // Backups hold the user's data: readable by their owner only.
-        builder.permissions(fs::Permissions::from_mode(0o600));
-    }
-    builder.tempfile_in(folder)
-}
 
 /// Writes the manifest, then gives the verified copy its final name without
 /// ever replacing an existing file. The folder is synced so both names
@@ -101,5 +88,59 @@ pub(crate) fn write_new(folder: &Path, path: &Path, bytes: &[u8]) -> io::Result<
 pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            source: PathBuf::from("/x/app.db"),
+            created_at: String::new(),
+            reason: "manual".into(),
+            tool_version: "0".into(),
+            newest_version: None,
+            size: 4,
+            sha256: "00".into(),
+            journal_mode: "delete".into(),
+            change_counter: None,
+            fingerprint: None,
+        }
+    }
+
+    /// Issue 9: a symlink planted at the final name (or the manifest's) is
+    /// neither followed nor replaced; the backup takes the next free name.
+    #[test]
+    fn planted_symlinks_at_final_names_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep me").unwrap();
+        let at = chrono::Utc::now();
+        let name = manifest::file_name("app", at, "manual");
+        let planted = dir.path().join(&name);
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        std::os::unix::fs::symlink(&victim, manifest::path_for(&planted)).unwrap();
+        let mut tmp = super::super::temporary(dir.path(), &name).unwrap();
+        tmp.write_all(b"data").unwrap();
+        let path = publish(dir.path(), "app", at, "manual", tmp, &manifest()).unwrap();
+        assert_ne!(path, planted);
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+        assert_eq!(fs::read(&path).unwrap(), b"data");
+        assert!(fs::symlink_metadata(&planted)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let m = manifest::path_for(&path);
+        assert_eq!(
+            fs::metadata(&m).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

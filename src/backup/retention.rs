@@ -52,21 +52,39 @@ pub fn list(folder: &Path, database: &Path) -> std::io::Result<Vec<Listed>> {
     Ok(out)
 }
 
-/// Deletes backups of `database` beyond the newest `keep`, never `just_taken`.
-/// Returns the deleted paths.
+/// Deletes backups of `database` beyond the newest `keep`. Never deleted
+/// (SPEC "Backups", issue 9): the ones in `protect` (the one just taken, the
+/// one being restored), one another command marks [`InUse`](super::InUse),
+/// and the newest pre-run backup, which a failed run points to. Returns the
+/// deleted paths.
 pub fn prune(
     folder: &Path,
     database: &Path,
     keep: usize,
-    just_taken: &Path,
+    protect: &[&Path],
 ) -> std::io::Result<Vec<PathBuf>> {
     let mut deleted = Vec::new();
     let all = list(folder, database)?;
-    for old in all
-        .into_iter()
-        .filter(|b| b.path != just_taken)
-        .skip(keep.saturating_sub(1))
-    {
+    let newest_pre_run = all
+        .iter()
+        .find(|b| is_pre_run(&b.reason))
+        .map(|b| b.path.clone());
+    let kept_anyway = |b: &Listed| {
+        protect.contains(&b.path.as_path()) || Some(&b.path) == newest_pre_run.as_ref()
+    };
+    // The protected ones count towards `keep`, so the folder does not grow.
+    let mut room = keep.saturating_sub(all.iter().filter(|b| kept_anyway(b)).count());
+    for old in all {
+        if kept_anyway(&old) {
+            continue;
+        }
+        if room > 0 {
+            room -= 1;
+            continue;
+        }
+        if super::temporary::in_use(&old.path) {
+            continue;
+        }
         // The backup goes first: a manifest without its backup is ignored, a
         // backup without its manifest would still be listed.
         fs::remove_file(&old.path)?;
@@ -75,6 +93,24 @@ pub fn prune(
     }
     super::sync_dir(folder);
     Ok(deleted)
+}
+
+/// Backups taken before a command changed the database (`before-up`,
+/// `before-down`, `before-repair`, …), not the safety copy a restore takes.
+pub fn is_pre_run(reason: &str) -> bool {
+    reason.starts_with("before-") && reason != RESTORE_SAFETY
+}
+
+/// The reason of the copy `restore` takes of what it replaces.
+pub const RESTORE_SAFETY: &str = "before-restore";
+
+/// What `restore --latest` means (SPEC "Restore"): the newest backup that is
+/// not a before-restore copy, so a second `restore --latest` does not undo the
+/// first.
+pub fn latest(folder: &Path, database: &Path) -> std::io::Result<Option<Listed>> {
+    Ok(list(folder, database)?
+        .into_iter()
+        .find(|b| b.reason != RESTORE_SAFETY))
 }
 
 /// The database's path as `take` records it in manifests (canonical), also

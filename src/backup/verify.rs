@@ -7,16 +7,22 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use super::copy::{read_full, CHUNK};
+use super::copy::{interrupted_or, read_full, CHUNK};
 use super::manifest::{self, Manifest};
 use super::{list, Listed, Problem};
 use crate::checksum::hex;
+use crate::observe::{Check, Event, Interrupt, Observer};
 
 /// Hashes `path` and runs quick_check on it at the same time.
-pub fn parallel_verify(path: &Path, extensions: &[PathBuf]) -> Result<(String, u64), Problem> {
-    let (hashed, checked) = hash_and_check(path, extensions);
+pub fn parallel_verify(
+    path: &Path,
+    extensions: &[PathBuf],
+    interrupt: &Interrupt,
+) -> Result<(String, u64), Problem> {
+    let (hashed, checked) = hash_and_check(path, extensions, interrupt);
+    let hashed = hashed?;
     checked?;
-    hashed
+    Ok(hashed)
 }
 
 /// Both results, so a caller can tell a damaged file (hash differs) from one
@@ -24,14 +30,16 @@ pub fn parallel_verify(path: &Path, extensions: &[PathBuf]) -> Result<(String, u
 fn hash_and_check(
     path: &Path,
     extensions: &[PathBuf],
+    interrupt: &Interrupt,
 ) -> (Result<(String, u64), Problem>, Result<(), Problem>) {
     std::thread::scope(|scope| {
         let check = scope.spawn(|| {
             let conn = open_backup(path)?;
             super::copy::load_extensions(&conn, extensions)?;
-            quick_check(&conn, path)
+            interrupt.stop_on(&conn);
+            quick_check(&conn, path).map_err(|p| interrupted_or(p, interrupt))
         });
-        let hashed = hash_file(path);
+        let hashed = hash_file(path, interrupt);
         let checked = check.join().unwrap_or_else(|_| {
             Err(Problem::Check {
                 path: path.to_path_buf(),
@@ -42,8 +50,8 @@ fn hash_and_check(
     })
 }
 
-/// SHA-256 and size of a file, read in constant memory.
-pub fn hash_file(path: &Path) -> Result<(String, u64), Problem> {
+/// SHA-256 and size of a file, read in constant memory; stops on Ctrl-C.
+pub fn hash_file(path: &Path, interrupt: &Interrupt) -> Result<(String, u64), Problem> {
     let io = |source| Problem::Io {
         path: path.to_path_buf(),
         source,
@@ -53,6 +61,9 @@ pub fn hash_file(path: &Path) -> Result<(String, u64), Problem> {
     let mut buf = vec![0; CHUNK];
     let mut size = 0;
     loop {
+        if interrupt.is_set() {
+            return Err(Problem::Interrupted);
+        }
         let n = read_full(&mut f, &mut buf).map_err(io)?;
         if n == 0 {
             break;
@@ -129,14 +140,18 @@ pub fn quick_check(conn: &Connection, path: &Path) -> Result<(), Problem> {
 
 /// Checks a backup against its manifest (SHA-256) and with quick_check, on a
 /// connection with the configured `extensions` loaded.
-pub fn verify(path: &Path, extensions: &[PathBuf]) -> Result<Manifest, Problem> {
+pub fn verify(
+    path: &Path,
+    extensions: &[PathBuf],
+    interrupt: &Interrupt,
+) -> Result<Manifest, Problem> {
     if !path.is_file() {
         return Err(Problem::NotFound {
             path: path.to_path_buf(),
         });
     }
     let manifest = read_manifest(path)?;
-    let (hashed, checked) = hash_and_check(path, extensions);
+    let (hashed, checked) = hash_and_check(path, extensions, interrupt);
     let (sha, _) = hashed?;
     // A damaged file fails both; the hash mismatch is the more precise thing to say.
     if sha != manifest.sha256 {
@@ -173,20 +188,39 @@ pub enum Intact {
 }
 
 /// The backups of `database`, newest first, each hashed against its manifest:
-/// a full read per backup, but that is the point of listing them before a restore.
-pub fn list_checked(folder: &Path, database: &Path) -> std::io::Result<Vec<(Listed, Intact)>> {
-    Ok(list(folder, database)?
-        .into_iter()
-        .map(|b| {
-            let intact = match &b.manifest {
-                None => Intact::NoManifest,
-                Some(m) => match hash_file(&b.path) {
-                    Ok((sha, _)) if sha == m.sha256 => Intact::Yes,
-                    Ok(_) => Intact::Damaged,
-                    Err(e) => Intact::Unreadable(e.to_string()),
-                },
-            };
-            (b, intact)
-        })
-        .collect())
+/// a full read per backup, but that is the point of listing them before a
+/// restore. None when Ctrl-C stopped the hashing. Temporaries a killed
+/// backstop left in the folder are removed first (SPEC "Backups").
+pub fn list_checked(
+    folder: &Path,
+    database: &Path,
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> std::io::Result<Option<Vec<(Listed, Intact)>>> {
+    for path in super::sweep(folder, None) {
+        obs.event(Event::TemporaryRemoved { path: &path });
+    }
+    let listed = list(folder, database)?;
+    obs.event(Event::CheckStarted {
+        check: Check::Backups,
+        path: folder,
+        bytes: listed
+            .iter()
+            .filter_map(|b| b.manifest.as_ref().map(|m| m.size))
+            .sum(),
+    });
+    let mut out = Vec::new();
+    for b in listed {
+        let intact = match &b.manifest {
+            None => Intact::NoManifest,
+            Some(m) => match hash_file(&b.path, interrupt) {
+                Ok((sha, _)) if sha == m.sha256 => Intact::Yes,
+                Ok(_) => Intact::Damaged,
+                Err(Problem::Interrupted) => return Ok(None),
+                Err(e) => Intact::Unreadable(e.to_string()),
+            },
+        };
+        out.push((b, intact));
+    }
+    Ok(Some(out))
 }

@@ -84,10 +84,12 @@ pub enum ColorChoice {
 pub enum OnFailure {
     /// Ask on a terminal; keep without one
     Ask,
-    /// Put the pre-run backup back, undoing the whole run
+    /// Put the pre-run backup back, undoing the whole run (not over other programs' writes without --force)
     Restore,
     /// Keep the database at the last migration that committed
     Keep,
+    /// Revert this run's migrations with their down sections (keeps other programs' writes)
+    Down,
 }
 
 /// `adopt --from`: the tools whose tables backstop reads.
@@ -151,7 +153,7 @@ pub enum Command {
             `up` refuses (exit 3) while a migration is edited, missing or out-of-order: restore the file, \
             `backstop repair VERSION` to accept an intentional edit, or --allow-out-of-order. A schema \
             changed outside migrations is named and needs --yes (or a yes on a terminal).\n\n\
-            Examples:\n  backstop up\n  backstop up --to 20240301120000\n  backstop up --dry-run              rehearse on a temporary copy\n  backstop up --on-failure restore   undo the whole run if a migration fails\n  backstop -d app.db up --yes --json"
+            Examples:\n  backstop up\n  backstop up --to 20240301120000\n  backstop up --dry-run              rehearse on a temporary copy\n  backstop up --on-failure restore   undo the whole run if a migration fails\n  backstop up --on-failure down      undo it with the down sections, keeping the app's writes\n  backstop -d app.db up --yes --json"
     )]
     Up(UpArgs),
     /// Run down sections, newest first, after a backup
@@ -277,6 +279,9 @@ pub struct UpArgs {
     /// What to do when a migration fails
     #[arg(long, value_enum, default_value_t = OnFailure::Ask, value_name = "WHAT")]
     pub on_failure: OnFailure,
+    /// With --on-failure restore: restore even when other programs wrote to the database since the backup (their writes are undone; the before-restore copy keeps them)
+    #[arg(long)]
+    pub force: bool,
     /// Also apply migrations older than the newest applied one
     #[arg(long)]
     pub allow_out_of_order: bool,

@@ -86,6 +86,7 @@ pub fn code_of(e: &Error) -> i32 {
         Error::Backup { .. }
         | Error::Restore { .. }
         | Error::BackupsFolder { .. }
+        | Error::WrittenMeanwhile { .. }
         | Error::Scratch { .. } => code::BACKUP,
         Error::Interrupted => code::INTERRUPTED,
     }
@@ -180,11 +181,31 @@ pub fn hint(e: &Error) -> Option<String> {
              `backstop restore` can put a backup in its place (the damaged file is kept)"
             .into(),
         Error::Raced { .. } => "another backstop run applied migrations at the same time; run `backstop status`, then retry".into(),
+        Error::Backup {
+            problem: crate::backup::Problem::FolderOpen { path, .. },
+            ..
+        }
+        | Error::Restore {
+            problem: crate::backup::Problem::FolderOpen { path, .. },
+            ..
+        } => format!(
+            "nothing was changed. Make the folder private (`chmod go-w {}`), or point --backups at one only you can write",
+            path.display()
+        ),
+        Error::Backup {
+            problem: crate::backup::Problem::PathNotUtf8 { .. },
+            ..
+        } => "nothing was changed and no backup was written. Rename the folder (or the file) so its \
+             path is UTF-8, then retry"
+            .into(),
         Error::Backup { .. } => "nothing was changed. Free some space or fix the backups folder (--backups), \
              then retry; --no-backup skips the backup (not recommended)"
             .into(),
         Error::Restore { .. } => "the database was not changed; pick another backup (`backstop backups`)".into(),
         Error::BackupsFolder { .. } => "check the backups folder (--backups / BACKSTOP_BACKUPS)".into(),
+        Error::WrittenMeanwhile { .. } => "the database was not changed; run the restore again to see \
+             what was written, then decide (its writes would be undone)"
+            .into(),
         Error::Scratch { .. } => "nothing was changed; check the temporary folder (TMPDIR) and its free space".into(),
         Error::Interrupted => return None,
     })
@@ -255,6 +276,8 @@ mod tests {
             kind: crate::migration::Kind::Sql,
             script_wrote: false,
             output: vec![],
+            revertible: false,
+            watch: None,
         }))
     }
 
@@ -486,6 +509,13 @@ mod tests {
                 Error::Scratch {
                     path: p(),
                     source: io(),
+                },
+                5,
+            ),
+            (
+                Error::WrittenMeanwhile {
+                    path: p(),
+                    since: crate::backup::Since::Written { commits: Some(1) },
                 },
                 5,
             ),

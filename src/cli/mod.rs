@@ -91,8 +91,17 @@ pub fn run() -> i32 {
         extensions: g.load_extension.clone(),
         placeholders: g.placeholder.clone(),
     };
-    let result = settings::resolve(&overrides, &|k| std::env::var(k).ok())
-        .and_then(|settings| dispatch(cli.command, &settings, &ui, &signals));
+    let result = settings::resolve(&overrides, &|k| std::env::var(k).ok()).and_then(|settings| {
+        // Every command's waits for a lock stop on Ctrl-C and say what they
+        // wait for (issues 9, 10); steps with an observer refine this.
+        crate::db::busy::within(
+            &settings.database,
+            settings.busy_timeout,
+            &signals.interrupt,
+            Some(progress::notify(&ui, None)),
+            || dispatch(cli.command, &settings, &ui, &signals),
+        )
+    });
     match result {
         Ok(done) => exit::code(&done),
         Err(e) => {
@@ -127,11 +136,11 @@ fn dispatch(
             no_backup,
         } => cmd::down::run(settings, ui, signals, steps, to.as_deref(), no_backup),
         Command::Backup { label } => cmd::backup::run(settings, ui, signals, label.as_deref()),
-        Command::Backups => cmd::backup::list(settings, ui),
+        Command::Backups => cmd::backup::list(settings, ui, signals),
         Command::Restore { backup, latest } => {
             cmd::restore::run(settings, ui, signals, backup, latest)
         }
-        Command::Verify => cmd::verify::run(settings, ui),
+        Command::Verify => cmd::verify::run(settings, ui, signals),
         Command::Repair { version, no_backup } => {
             cmd::repair::run(settings, ui, signals, &version, no_backup)
         }
@@ -189,14 +198,14 @@ fn install_ctrlc(signals: &Signals) {
     let s = signals.clone();
     let _ = ctrlc::set_handler(move || {
         let n = s.presses.fetch_add(1, Ordering::SeqCst);
-        if n == 0 {
-            // First Ctrl-C: stop the running statement; the core rolls back.
-            s.interrupt.trigger();
-        } else if s.prompting.load(Ordering::SeqCst) {
+        if n > 0 && s.prompting.load(Ordering::SeqCst) {
             // Second Ctrl-C at the restore prompt: leave without restoring.
             let _ = console::Term::stderr().show_cursor();
             eprintln!("\ninterrupted; nothing was restored");
             std::process::exit(exit::code(&Exit::Interrupted));
         }
+        // Stop what runs: the statement (the core rolls back), a copy, a
+        // wait for a lock. Also the restore chosen after a first Ctrl-C.
+        s.interrupt.trigger();
     });
 }

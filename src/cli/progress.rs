@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{prompt, Signals, Ui};
 use crate::inspect::Destructive;
-use crate::observe::{Direction, Event, Observer, Ticker};
+use crate::observe::{Check, Direction, Event, Interrupt, Notify, Observer, Ticker};
 use indicatif::HumanBytes;
 
 /// Bytes below which a backup or restore gets no bar: it is over in a blink.
@@ -73,7 +73,16 @@ impl<'a> Progress<'a> {
         }
     }
 
-    fn bytes_bar(&mut self, total: u64, what: &str) {
+    /// A bar for a long copy on a terminal; a plain line saying what runs
+    /// otherwise, so a long silent wait is not mistaken for a hang.
+    fn bytes_bar(&mut self, total: u64, what: &str, path: &std::path::Path) {
+        if total >= BAR_BYTES && self.multi.is_none() && !self.ui.json {
+            self.line(format!(
+                "{what} {} ({})…",
+                path.display(),
+                HumanBytes(total)
+            ));
+        }
         if let (Some(m), true) = (&self.multi, total >= BAR_BYTES) {
             let bar = m.add(ProgressBar::new(total));
             bar.set_style(
@@ -163,7 +172,9 @@ impl Observer for Progress<'_> {
                     self.line(format!("{pending} migration(s) to apply"));
                 }
             }
-            Event::BackupStarted { bytes, .. } => self.bytes_bar(bytes, "backup"),
+            Event::BackupStarted { bytes, database } => {
+                self.bytes_bar(bytes, "backing up", database)
+            }
             Event::BackupProgress { done, .. } | Event::RestoreProgress { done, .. } => {
                 if let Some(b) = &self.bytes {
                     b.set_position(done);
@@ -184,7 +195,25 @@ impl Observer for Progress<'_> {
                     self.line(format!("pruned old backup {}", path.display()));
                 }
             }
-            Event::RestoreStarted { bytes, .. } => self.bytes_bar(bytes, "restore"),
+            Event::RestoreStarted { bytes, backup } => self.bytes_bar(bytes, "restoring", backup),
+            Event::CheckStarted { check, path, bytes } => {
+                if bytes >= BAR_BYTES && !self.ui.json {
+                    let what = match check {
+                        Check::Integrity => "checking the integrity of",
+                        Check::Backups => "hashing the backups in",
+                    };
+                    self.line(format!(
+                        "{what} {} ({})…",
+                        path.display(),
+                        HumanBytes(bytes)
+                    ));
+                }
+            }
+            Event::TemporaryRemoved { path } => self.line(format!(
+                "removed {}, a temporary file left by a backstop that was killed",
+                path.display()
+            )),
+            Event::LockWait { path } => self.line(wait_line(path)),
             Event::MigrationStarted {
                 index,
                 total,
@@ -325,6 +354,14 @@ impl Observer for Progress<'_> {
         }))
     }
 
+    fn notify(&self) -> Option<Notify> {
+        Some(notify(self.ui, self.multi.clone()))
+    }
+
+    fn interrupt(&self) -> Option<&Interrupt> {
+        Some(&self.signals.interrupt)
+    }
+
     fn confirm_destructive(&mut self, _items: &[Destructive]) -> bool {
         if self.ui.yes || !self.ui.interactive {
             // No terminal: the list above is the warning; the verified backup is the net.
@@ -339,6 +376,35 @@ impl Observer for Progress<'_> {
         )
         .unwrap_or(false)
     }
+}
+
+/// Issue 10: a wait for another program's lock says so, on a terminal and in
+/// plain output alike.
+fn wait_line(path: &std::path::Path) -> String {
+    format!(
+        "waiting for a lock on {}, held by another connection… (Ctrl-C to stop)",
+        path.display()
+    )
+}
+
+/// Renders events that come from inside SQLite's busy handler: above the bars
+/// when there are some, else a plain line on stderr. Also used before any
+/// `Progress` exists (the CLI's outer scope, for read commands).
+pub fn notify(ui: &Ui, multi: Option<MultiProgress>) -> Notify {
+    let quiet = ui.quiet;
+    Arc::new(move |event: &Event<'_>| {
+        if quiet {
+            return;
+        }
+        if let Event::LockWait { path } = event {
+            match &multi {
+                Some(m) => {
+                    let _ = m.println(wait_line(path));
+                }
+                None => eprintln!("{}", wait_line(path)),
+            }
+        }
+    })
 }
 
 /// Migration times in milliseconds with a decimal: most take well under one.

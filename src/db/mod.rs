@@ -1,7 +1,8 @@
 //! Opening the database (busy timeout, lock and "not a database" detection,
 //! never creating it by accident) and the facts `status` shows. The schema
-//! fingerprint used for drift is `schema`'s.
+//! fingerprint used for drift is `schema`'s; waiting for locks is `busy`'s.
 
+pub mod busy;
 pub mod extensions;
 mod schema;
 
@@ -136,7 +137,7 @@ fn check_length(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
 
 fn connect(path: &Path, flags: OpenFlags, busy: Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(busy)?;
+    busy::install(&conn, busy)?;
     // Reading the schema makes SQLite look at the header: a file that is not a
     // database fails here, before anything could write to it.
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;

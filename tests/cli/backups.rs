@@ -168,7 +168,14 @@ impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).expect("mount point");
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            // Owner-only, as a backups folder must be (a tmpfs root is 1777).
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir)
             .stderr(Stdio::null())
             .status()
@@ -336,7 +343,11 @@ fn no_temporary_files_are_left_after_success_or_failure() {
     s.migration("2_bad.sql", BAD);
     s.run(&["up"]).code(1);
     assert_only_final_names(&s);
+    // Nothing of that run was applied, so nothing is restored.
     s.run(&["up", "--on-failure", "restore"]).code(1);
+    assert_only_final_names(&s);
+    assert_eq!(s.backups().len(), 4, "{}", s.listing());
+    s.run(&["restore", "--latest", "--yes"]).code(0);
     assert_only_final_names(&s);
     assert_eq!(s.backups().len(), 5, "{}", s.listing());
     // No restore leftovers beside the database either.
@@ -727,11 +738,17 @@ fn damaged_copies_are_never_listed_chosen_by_latest_or_pruned() {
     s.run(&["restore", "--latest", "--yes"]).code(0);
     assert_restored_good(&s);
 
-    // Not pruned.
+    // Not pruned (and not counted: `keep 1` leaves the new backup and the
+    // newest pre-run one, which retention never deletes).
     for _ in 0..2 {
         s.run(&["backup", "--keep", "1"]).code(0);
     }
-    assert_eq!(s.backups().len(), 1, "{}", s.listing());
+    let reasons: Vec<String> = s.backups().iter().map(|p| name_of(p)).collect();
+    assert_eq!(s.backups().len(), 2, "{}", s.listing());
+    assert!(
+        reasons.iter().any(|n| n.ends_with(".before-up.sqlite3")),
+        "{reasons:?}"
+    );
     assert_eq!(file_hash(&damaged), damaged_hash, "{}", s.listing());
 }
 

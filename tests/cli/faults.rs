@@ -10,6 +10,7 @@ mod damaged;
 mod environment;
 mod hostile;
 mod live_app;
+mod others;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -269,7 +270,14 @@ impl Tmpfs {
     pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).ok()?;
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            // Owner-only, as a backups folder must be (a tmpfs root is 1777).
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir)
             .status()
             .is_ok_and(|s| s.success());

@@ -77,8 +77,14 @@ fn dated_files_on_one_date_run_in_file_name_order_and_show_their_dates() {
     );
     // The run log tells the two of one date apart.
     let log = s.run(&["log", "--json"]).code(0).json();
-    assert_eq!(log["runs"][0]["migrations"][1], "2025_11_06_add_client_prefs");
-    assert_eq!(log["runs"][0]["migrations"][2], "2025_11_06_txn_allow_cashloose");
+    assert_eq!(
+        log["runs"][0]["migrations"][1],
+        "2025_11_06_add_client_prefs"
+    );
+    assert_eq!(
+        log["runs"][0]["migrations"][2],
+        "2025_11_06_txn_allow_cashloose"
+    );
 }
 
 #[test]

@@ -277,16 +277,22 @@ fn json_is_one_document_with_the_expected_keys() {
             .is_some_and(|c| c.contains("backstop restore")),
         "{j}"
     );
-    // And when it restores.
+    // And when it restores (a run that applied something first: one that
+    // applied nothing has nothing to restore).
+    s.remove("migrations/3_bad.sql");
+    s.migration("3_c.sql", "CREATE TABLE c (x);\n")
+        .migration("4_bad.sql", BAD);
     let restored = s.run(&["up", "--json", "--on-failure", "restore"]);
     restored.code(1);
     let j = restored.json();
     assert_eq!(j["ok"], false);
     assert_eq!(j["restored"], true);
+    assert_eq!(j["others_wrote"], false);
     assert_eq!(s.applied(), vec![1, 2]);
 
     // A failing verify is one document too (exit 3).
-    s.remove("migrations/3_bad.sql");
+    s.remove("migrations/3_c.sql");
+    s.remove("migrations/4_bad.sql");
     s.migration("2_b.sql", &B.replace("id INTEGER", "id INT"));
     let verify = s.run(&["verify", "--json"]);
     verify.code(3);

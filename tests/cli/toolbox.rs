@@ -819,6 +819,14 @@ fn log_lists_runs_newest_first_with_command_and_outcome() {
         "-- migrate:up\nINSERT INTO a VALUES (1);\nSELECT abs(-9223372036854775808);\n",
     );
     s.run(&["up", "--on-failure", "keep"]).code(1);
+    // A failed run that applied something, restored: the restore carries the
+    // failed run's row into the restored database (SPEC "Restore").
+    s.remove("migrations/2_bad.sql");
+    s.migration("2_ok.sql", "-- migrate:up\nINSERT INTO a VALUES (2);\n")
+        .migration(
+            "3_bad.sql",
+            "-- migrate:up\nSELECT abs(-9223372036854775808);\n",
+        );
     s.run(&["up", "--on-failure", "restore"])
         .code(1)
         .stderr_has("restored");
@@ -834,7 +842,12 @@ fn log_lists_runs_newest_first_with_command_and_outcome() {
     let summary: Vec<(&str, &str)> = rows.iter().map(|r| (r[1], r[2])).collect();
     assert_eq!(
         summary,
-        vec![("restore", "restored"), ("up", "failed"), ("up", "ok")],
+        vec![
+            ("restore", "restored"),
+            ("up", "failed"),
+            ("up", "failed"),
+            ("up", "ok")
+        ],
         "{}",
         out.stdout
     );
@@ -842,7 +855,7 @@ fn log_lists_runs_newest_first_with_command_and_outcome() {
 
     let j = s.run(&["log", "--json"]).code(0).json();
     let runs = j["runs"].as_array().expect("a list");
-    assert_eq!(runs.len(), 3, "{j}");
+    assert_eq!(runs.len(), 4, "{j}");
     for r in runs {
         for field in ["id", "command", "outcome", "migrations", "backup", "error"] {
             assert!(r.get(field).is_some(), "{field} missing in {r}");
@@ -850,18 +863,25 @@ fn log_lists_runs_newest_first_with_command_and_outcome() {
     }
     let ids: Vec<i64> = runs.iter().map(|r| r["id"].as_i64().expect("id")).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
-    assert_eq!(runs[2]["outcome"], "ok");
-    assert_eq!(runs[2]["migrations"], serde_json::json!(["1"]));
-    assert!(runs[2]["backup"]
+    assert_eq!(runs[3]["outcome"], "ok");
+    assert_eq!(runs[3]["migrations"], serde_json::json!(["1"]));
+    assert!(runs[3]["backup"]
         .as_str()
         .unwrap_or("")
         .contains("before-up"));
-    assert!(runs[2]["error"].is_null());
-    assert_eq!(runs[1]["outcome"], "failed");
-    assert!(runs[1]["error"]
+    assert!(runs[3]["error"].is_null());
+    assert_eq!(runs[2]["outcome"], "failed");
+    assert!(runs[2]["error"]
         .as_str()
         .unwrap_or("")
         .contains("2_bad.sql:3"));
+    // Carried across the restore, with the migration it had applied.
+    assert_eq!(runs[1]["outcome"], "failed");
+    assert_eq!(runs[1]["migrations"], serde_json::json!(["2"]));
+    assert!(runs[1]["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("3_bad.sql"));
     assert_eq!(runs[0]["command"], "restore");
     assert_eq!(runs[0]["outcome"], "restored");
 }

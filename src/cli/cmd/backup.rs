@@ -20,14 +20,21 @@ pub fn run(
     Ok(Exit::Ok)
 }
 
-pub fn list(settings: &Settings, ui: &Ui) -> Result<Exit, Error> {
-    let checked =
-        backup::list_checked(&settings.backups, &settings.database).map_err(|source| {
-            Error::BackupsFolder {
-                path: settings.backups.clone(),
-                source,
-            }
-        })?;
+pub fn list(settings: &Settings, ui: &Ui, signals: &Signals) -> Result<Exit, Error> {
+    let mut progress = Progress::new(ui, signals);
+    let checked = backup::list_checked(
+        &settings.backups,
+        &settings.database,
+        &mut progress,
+        &signals.interrupt,
+    )
+    .map_err(|source| Error::BackupsFolder {
+        path: settings.backups.clone(),
+        source,
+    })?
+    .ok_or(Error::Interrupted)?;
+    progress.finish();
+    drop(progress);
     if ui.json {
         let rows: Vec<serde_json::Value> = checked
             .iter()

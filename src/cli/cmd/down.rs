@@ -67,12 +67,15 @@ pub fn run(
             }
             Ok(Exit::Ok)
         }
-        Err(Error::Migration(f)) => Ok(super::up::after_failure(
+        Err(Error::Migration(f)) => Ok(super::failure::after_failure(
             settings,
             ui,
             signals,
             &f,
-            OnFailure::Ask,
+            super::failure::Decide {
+                on_failure: OnFailure::Ask,
+                force: false,
+            },
         )),
         Err(e) => Err(e),
     }

@@ -4,6 +4,7 @@ pub mod adopt;
 pub mod backup;
 pub mod baseline;
 pub mod down;
+pub mod failure;
 pub mod log;
 pub mod new;
 pub mod repair;

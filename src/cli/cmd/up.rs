@@ -1,10 +1,11 @@
-use crate::apply::{self, RunFailure, UpOptions};
-use crate::backup::BackupInfo;
-use crate::cli::args::{OnFailure, UpArgs};
+//! `backstop up`: apply, render the summary; a failure goes to `failure`.
+
+use super::failure::{after_failure, Decide};
+use crate::apply::{self, UpOptions};
+use crate::cli::args::UpArgs;
 use crate::cli::exit::Exit;
 use crate::cli::progress::{ms, Progress};
-use crate::cli::prompt::{self, Answer};
-use crate::cli::{render, report, Signals, Ui};
+use crate::cli::{prompt, render, Signals, Ui};
 use crate::error::Error;
 use crate::settings::Settings;
 
@@ -57,7 +58,10 @@ pub fn run(settings: &Settings, ui: &Ui, signals: &Signals, args: &UpArgs) -> Re
             ui,
             signals,
             &failure,
-            args.on_failure,
+            Decide {
+                on_failure: args.on_failure,
+                force: args.force,
+            },
         )),
         Err(e) => Err(e),
     }
@@ -96,190 +100,6 @@ fn summary(report: &apply::UpReport) -> String {
     s
 }
 
-/// What to do after a failed run.
-enum Choice<'f> {
-    Restore(&'f BackupInfo),
-    Keep,
-    /// Ctrl-C or Esc at the prompt.
-    Left,
-}
-
-/// SPEC `up` step 5: report, then restore or keep (prompt, flag, or keep
-/// without a terminal), then exit 1, or 130 after Ctrl-C.
-pub fn after_failure(
-    settings: &Settings,
-    ui: &Ui,
-    signals: &Signals,
-    failure: &RunFailure,
-    on_failure: OnFailure,
-) -> Exit {
-    let failed = Error::Migration(Box::new(failure.clone()));
-    report(&failed);
-    let restore_cmd = failure.backup.as_ref().map(|b| {
-        format!(
-            "backstop restore --database {} {} --yes",
-            quote(&settings.database.display().to_string()),
-            quote(&b.path.display().to_string())
-        )
-    });
-    match choose(ui, signals, failure, on_failure) {
-        Choice::Keep => keep(settings, ui, failure, restore_cmd.as_deref()),
-        Choice::Restore(backup) => restore(settings, ui, signals, failure, backup, on_failure)
-            .unwrap_or_else(|e| {
-                report(&e);
-                if let Some(cmd) = &restore_cmd {
-                    eprintln!("the database is at the last good migration; to retry: {cmd}");
-                }
-            }),
-        Choice::Left => {
-            eprintln!("left without restoring");
-            return Exit::Interrupted;
-        }
-    }
-    Exit::Reported(failed)
-}
-
-/// The flag decides; without one, the user on a terminal; without a
-/// terminal, keep (the exact restore command is printed).
-fn choose<'f>(
-    ui: &Ui,
-    signals: &Signals,
-    failure: &'f RunFailure,
-    on_failure: OnFailure,
-) -> Choice<'f> {
-    let Some(b) = &failure.backup else {
-        eprintln!("no backup was taken (--no-backup): the database stays as it is");
-        return Choice::Keep;
-    };
-    match on_failure {
-        OnFailure::Restore => return Choice::Restore(b),
-        OnFailure::Keep => return Choice::Keep,
-        OnFailure::Ask if !ui.interactive => return Choice::Keep,
-        OnFailure::Ask => {}
-    }
-    if failure.others_wrote {
-        eprintln!("{}", others_warning(failure));
-    }
-    let before = b
-        .manifest
-        .newest_version
-        .as_ref()
-        .map(|v| format!("version {v}"))
-        .unwrap_or("no migrations".into());
-    // Short items: they must fit a narrow terminal without wrapping.
-    eprintln!("backup taken before this run: {}", b.path.display());
-    let kept = match failure.applied.last() {
-        Some(a) => format!(
-            "Keep the database as it is: at {} ({} of this run applied)",
-            a.version,
-            plural(failure.applied.len(), "migration")
-        ),
-        None if !failure.rolled_back => format!(
-            "Keep the database as it is (migration {} is partly applied: {})",
-            failure.version,
-            failure.partly_applied_because()
-        ),
-        None => "Keep the database as it is (nothing of this run was applied)".to_string(),
-    };
-    let items = vec![
-        format!("Restore that backup: undo this whole run (back to {before})"),
-        kept,
-    ];
-    let title = if failure.rolled_back {
-        "The failed migration was rolled back. What now?"
-    } else {
-        "The failed migration ran outside a transaction and is partly applied. What now?"
-    };
-    let default = if failure.others_wrote { 1 } else { 0 };
-    match prompt::select(signals, title, &items, default) {
-        Answer::Chose(0) => Choice::Restore(b),
-        Answer::Chose(_) => Choice::Keep,
-        Answer::Left => Choice::Left,
-    }
-}
-
-fn keep(settings: &Settings, ui: &Ui, failure: &RunFailure, restore_cmd: Option<&str>) {
-    if !ui.quiet {
-        let db = settings.database.display();
-        match failure.applied.last() {
-            Some(a) => eprintln!("kept {db} at version {}", a.version),
-            // transaction:false: its statements before the failure stayed.
-            None if !failure.rolled_back => eprintln!(
-                "kept {db}; migration {} is partly applied ({}) and not recorded",
-                failure.version,
-                failure.partly_applied_because()
-            ),
-            None => eprintln!("kept {db}; nothing of this run was applied"),
-        }
-        if let Some(cmd) = restore_cmd {
-            eprintln!("to undo the whole run: {cmd}");
-        }
-    }
-    if ui.json {
-        let _ = render::json(&serde_json::json!({
-            "ok": false, "failure": failure, "restored": false, "restore_command": restore_cmd,
-        }));
-    }
-}
-
-fn restore(
-    settings: &Settings,
-    ui: &Ui,
-    signals: &Signals,
-    failure: &RunFailure,
-    backup: &BackupInfo,
-    on_failure: OnFailure,
-) -> Result<(), Error> {
-    // SPEC "Restore": say so before undoing other programs' writes (the
-    // prompt above already did; `--on-failure restore` never did). The run
-    // only saw writes until the failure: a live app may write after it, or
-    // while the prompt waits, and the restore undoes that too, so never let
-    // it pass in silence.
-    if failure.others_wrote && on_failure == OnFailure::Restore {
-        eprintln!("{}", others_warning(failure));
-    } else if !failure.others_wrote {
-        eprintln!(
-            "note: restoring undoes anything written after the backup was taken, including writes by other programs since the failure"
-        );
-    }
-    let mut progress = Progress::new(ui, signals);
-    let restored = crate::restore::preview(settings, &backup.path)
-        .and_then(|p| crate::restore::run(settings, &p, Some(&failure.to_string()), &mut progress));
-    progress.finish();
-    drop(progress);
-    let r = restored?;
-    if !ui.quiet {
-        eprintln!(
-            "restored {} from {}",
-            settings.database.display(),
-            backup.path.display()
-        );
-        if let Some(s) = &r.safety {
-            eprintln!(
-                "the state before restoring is saved in {}",
-                s.path.display()
-            );
-        }
-    }
-    if ui.json {
-        let _ = render::json(
-            &serde_json::json!({ "ok": false, "failure": failure, "restored": true, "restore": r }),
-        );
-    }
-    Ok(())
-}
-
-/// Said before restore is offered over writes made since the backup.
-fn others_warning(failure: &RunFailure) -> &'static str {
-    if failure.script_wrote {
-        // Issue 12: a script opens the database itself.
-        "warning: a script of this run changed the database, and backstop cannot tell its writes \
-         from another program's; restoring undoes every write since the backup was taken"
-    } else {
-        "warning: another program wrote to the database after the backup was taken; restoring undoes those writes too"
-    }
-}
-
 /// "1 migration", "2 migrations".
 pub fn plural(n: usize, word: &str) -> String {
     if n == 1 {
@@ -287,13 +107,6 @@ pub fn plural(n: usize, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
-}
-
-/// A word the user can paste into a shell.
-fn quote(s: &str) -> String {
-    shlex::try_quote(s)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| s.to_owned())
 }
 
 fn dry_run(

@@ -1,11 +1,15 @@
 use console::style;
 
-use crate::cli::{exit::Exit, render, Ui};
+use crate::cli::{exit::Exit, progress::Progress, render, Signals, Ui};
 use crate::error::Error;
 use crate::settings::Settings;
 
-pub fn run(settings: &Settings, ui: &Ui) -> Result<Exit, Error> {
-    let r = crate::verify::run(settings)?;
+pub fn run(settings: &Settings, ui: &Ui, signals: &Signals) -> Result<Exit, Error> {
+    let mut progress = Progress::new(ui, signals);
+    let r = crate::verify::check(settings, &mut progress, &signals.interrupt);
+    progress.finish();
+    drop(progress);
+    let r = r?;
     let failed = r.findings.iter().filter(|f| !f.ok).count();
     if ui.json {
         render::json(&render::verify_json(&r))?;

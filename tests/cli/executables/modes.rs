@@ -367,3 +367,28 @@ fn on_a_terminal_output_shows_under_the_migrations_name() {
     pty.expect("✓ 2 backfill");
     assert_eq!(pty.exit_code(), 0);
 }
+
+/// A module's own commit (another connection: the runner's) is the run's,
+/// not another program's: a later failure still restores without --force.
+#[test]
+fn a_modules_commit_is_not_another_programs_write_at_the_failure_prompt() {
+    if !super::python() {
+        return;
+    }
+    let s = Sandbox::new();
+    s.migration("1_init.sql", INIT)
+        .migration(
+            "2_emails.py",
+            "def up(conn):\n    conn.execute(\"UPDATE clients SET email = name || '@x'\")\n",
+        )
+        .migration("3_bad.sql", "SELECT abs(-9223372036854775808);\n");
+    s.run(&["up", "--to", "1"]).code(0);
+    s.run(&["up", "--on-failure", "restore"])
+        .code(1)
+        .stderr_has("restored");
+    assert_eq!(s.applied(), vec![1]);
+    assert_eq!(
+        s.query_i64("SELECT count(*) FROM clients WHERE email IS NOT NULL"),
+        0
+    );
+}
