@@ -72,6 +72,17 @@ struct FileSettings {
 
 pub const DEFAULT_CONFIG: &str = "backstop.toml";
 
+/// Every environment variable a setting is read from.
+pub const ENV_NAMES: &[&str] = &[
+    "BACKSTOP_DATABASE",
+    "DATABASE_URL",
+    "BACKSTOP_MIGRATIONS",
+    "BACKSTOP_BACKUPS",
+    "BACKSTOP_KEEP",
+    "BACKSTOP_BUSY_TIMEOUT_MS",
+    "BACKSTOP_PYTHON",
+];
+
 /// Reads the config file (if any) and resolves settings against `env`.
 pub fn resolve(flags: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings> {
     let (file, base) = match &flags.config {

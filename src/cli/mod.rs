@@ -91,6 +91,20 @@ pub fn run() -> i32 {
         extensions: g.load_extension.clone(),
         placeholders: g.placeholder.clone(),
     };
+    // A setting in the environment that is not UTF-8 is refused, never
+    // skipped: skipping BACKSTOP_DATABASE would work on another database.
+    if let Some(name) = settings::ENV_NAMES
+        .iter()
+        .find(|k| std::env::var_os(k).is_some_and(|v| v.to_str().is_none()))
+    {
+        return report(&Error::Setting {
+            setting: name,
+            value: std::env::var_os(name)
+                .map(|v| v.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            expected: "valid UTF-8 (backstop records paths in JSON manifests)",
+        });
+    }
     let result = settings::resolve(&overrides, &|k| std::env::var(k).ok()).and_then(|settings| {
         // Every command's waits for a lock stop on Ctrl-C and say what they
         // wait for (issues 9, 10); steps with an observer refine this.

@@ -40,7 +40,25 @@ pub(super) fn replace(
     backup::prepare_folder(&settings.backups).map_err(fail)?;
     let damaged = save_damaged(database, &settings.backups, interrupt).map_err(fail)?;
     replace_file(backup_path, database, obs, interrupt).map_err(fail)?;
+    back_to_wal(backup_path, database);
     Ok(damaged)
+}
+
+/// Backups are kept in rollback-journal mode so they open on their own; a
+/// database that was in WAL mode when it was backed up goes back to it, as
+/// the app that made it WAL expects (the journal mode is stored in the file).
+/// Best effort: the restore itself is done, and a rollback-journal database
+/// is consistent too.
+fn back_to_wal(backup_path: &Path, database: &Path) {
+    let was_wal = backup::read_manifest(backup_path)
+        .is_ok_and(|m| m.journal_mode.eq_ignore_ascii_case("wal"));
+    if !was_wal {
+        return;
+    }
+    if let Ok(conn) = rusqlite::Connection::open(database) {
+        let _ = db::busy::install(&conn, std::time::Duration::from_secs(5));
+        let _ = conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()));
+    }
 }
 
 /// The restore's row (and the runs carried from the damaged file, where it

@@ -348,3 +348,50 @@ fn restore_keeps_the_owner_group_and_mode_of_the_file_it_replaces() {
         assert_eq!(mode(&b), 0o600, "{}", b.display());
     }
 }
+
+#[test]
+fn a_setting_in_the_environment_that_is_not_utf8_is_refused_not_skipped() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    let before = file_hash(&s.db());
+    let out = s
+        .command(&["up"])
+        .env(
+            "BACKSTOP_DATABASE",
+            std::ffi::OsStr::from_bytes(b"caf\xe9.db"),
+        )
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Skipping it would have worked on dev.db, the default.
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("BACKSTOP_DATABASE") && err.contains("UTF-8"),
+        "{err}"
+    );
+    assert_eq!(file_hash(&s.db()), before);
+}
+
+#[test]
+fn the_emergency_restore_of_a_wal_database_puts_it_back_in_wal_mode() {
+    let s = Sandbox::new();
+    s.conn()
+        .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .expect("wal");
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    s.run(&["backup", "--label", "snap"]).code(0);
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", s.db().display()));
+    }
+    std::fs::write(s.db(), b"not a database".repeat(300)).expect("damage");
+    s.run(&["restore", "--latest", "--yes"]).code(0);
+    let mode: String = s
+        .conn()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("mode");
+    assert_eq!(mode, "wal");
+    assert_eq!(xs(&s.db()), vec!["one"]);
+}
