@@ -22,12 +22,7 @@ pub(crate) fn read(
     _dir: &Path,
 ) -> rusqlite::Result<Reading> {
     let mut reading = Reading::default();
-    let recorded: BTreeMap<String, Option<String>> =
-        reading::rows(conn, "SELECT version FROM schema_migrations")?
-            .iter()
-            .filter_map(|r| reading::text(&r[0]))
-            .map(|v| (v, None))
-            .collect();
+    let recorded = reading::versions(conn, "SELECT version FROM schema_migrations")?;
     let version_of =
         |m: &Migration| reading::leading_digits(reading::file_name(m)).map(str::to_owned);
     // dbmate reads only the leading digits: files that share them (dated names

@@ -6,7 +6,6 @@
 //! (`migrations_internals::version_from_string`): backstop's diesel layout
 //! keeps exactly that as the migration's id.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::Connection;
@@ -22,12 +21,7 @@ pub(crate) fn read(
     _dir: &Path,
 ) -> rusqlite::Result<Reading> {
     let mut reading = Reading::default();
-    let recorded: BTreeMap<String, Option<String>> =
-        reading::rows(conn, "SELECT version FROM __diesel_schema_migrations")?
-            .iter()
-            .filter_map(|r| reading::text(&r[0]))
-            .map(|v| (v, None))
-            .collect();
+    let recorded = reading::versions(conn, "SELECT version FROM __diesel_schema_migrations")?;
     reading.match_files(
         files,
         &recorded,

@@ -81,6 +81,19 @@ impl Reading {
     }
 }
 
+/// The versions the first column of `sql` lists, for a tool that keeps no
+/// checksum: version → None.
+pub(crate) fn versions(
+    conn: &Connection,
+    sql: &str,
+) -> rusqlite::Result<BTreeMap<String, Option<String>>> {
+    Ok(rows(conn, sql)?
+        .iter()
+        .filter_map(|r| text(&r[0]))
+        .map(|v| (v, None))
+        .collect())
+}
+
 /// A column's value as text, however the tool's driver stored it (SQLite
 /// keeps what it is given: `version uint64` may hold integers or text).
 pub(crate) fn text(v: &Value) -> Option<String> {

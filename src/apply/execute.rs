@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::history::{self, Outcome};
 use crate::inspect;
 use crate::migration::{Kind, Migration, Section, Version};
-use crate::observe::{Direction, Event, Interrupt, Observer, WithInterrupt};
+use crate::observe::{Direction, Event, Interrupt, Observer};
 use crate::settings::Settings;
 use crate::source::Layout;
 
@@ -64,18 +64,9 @@ pub(crate) fn execute(
     interrupt: &Interrupt,
 ) -> Result<Executed> {
     // Busy waits (a lock held by the app) stop on Ctrl-C and are announced.
-    let notify = obs.notify();
-    let mut obs = WithInterrupt {
-        inner: obs,
-        interrupt,
-    };
-    busy::within(
-        &settings.database,
-        settings.busy_timeout,
-        interrupt,
-        notify,
-        || execute_within(settings, job, existing, steps, &mut obs, interrupt),
-    )
+    busy::observed(settings, obs, interrupt, |obs| {
+        execute_within(settings, job, existing, steps, obs, interrupt)
+    })
 }
 
 fn execute_within(

@@ -105,8 +105,11 @@ pub fn hint(e: &Error) -> Option<String> {
             .into(),
         Error::NewMigration { .. } => "check that the migrations folder is writable (--migrations)".into(),
         Error::Output { .. } => return None,
-        Error::Source(_) => "rename or fix the file(s): every .sql file in the migrations folder must be \
-             <version>_<name>.sql (or .up.sql/.down.sql) with valid markers; nothing was changed"
+        Error::Source(_) => "nothing was changed. Rename or fix the file(s): everything in the migrations \
+             folder that looks like a migration must be one backstop can run (`.sql`, `.py`, or a file \
+             with the executable bit), named the way the folder's layout names them \
+             (<version>_<name>, YYYY_MM_DD_<name>, <version>_<name>/up.sql or V<version>__<name>), \
+             with valid markers; see `backstop status -v`"
             .into(),
         Error::UndefinedPlaceholders(_) => "nothing was changed. Give each placeholder a value: \
              `[placeholders]` in backstop.toml (NAME = \"value\"), or --placeholder NAME=VALUE"

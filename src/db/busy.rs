@@ -46,6 +46,29 @@ thread_local! {
 /// `interrupt` and announced through `notify` (an inner scope without one
 /// keeps the outer scope's). A lock error caused by Ctrl-C comes back as
 /// [`Error::Interrupted`] (exit 130).
+/// `within` for a command that reports to `obs`: its lock waits are
+/// announced through the observer, which is also told about `interrupt`
+/// (the backups taken inside check it between chunks).
+pub(crate) fn observed<T>(
+    settings: &crate::settings::Settings,
+    obs: &mut dyn crate::observe::Observer,
+    interrupt: &Interrupt,
+    f: impl FnOnce(&mut dyn crate::observe::Observer) -> Result<T>,
+) -> Result<T> {
+    let notify = obs.notify();
+    let mut obs = crate::observe::WithInterrupt {
+        inner: obs,
+        interrupt,
+    };
+    within(
+        &settings.database,
+        settings.busy_timeout,
+        interrupt,
+        notify,
+        || f(&mut obs),
+    )
+}
+
 pub fn within<T>(
     path: &Path,
     timeout: Duration,

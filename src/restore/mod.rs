@@ -17,7 +17,7 @@ use crate::db::{self, busy};
 use crate::error::{Error, Result};
 use crate::history::{self, StoredRun};
 use crate::migration::Version;
-use crate::observe::{Interrupt, Observer, WithInterrupt};
+use crate::observe::{Interrupt, Observer};
 use crate::settings::Settings;
 use crate::source::Layout;
 
@@ -217,18 +217,9 @@ pub fn run(
     obs: &mut dyn Observer,
     interrupt: &Interrupt,
 ) -> Result<RestoreReport> {
-    let notify = obs.notify();
-    let mut obs = WithInterrupt {
-        inner: obs,
-        interrupt,
-    };
-    busy::within(
-        &settings.database,
-        settings.busy_timeout,
-        interrupt,
-        notify,
-        || run_within(settings, preview, opts, &mut obs, interrupt),
-    )
+    busy::observed(settings, obs, interrupt, |obs| {
+        run_within(settings, preview, opts, obs, interrupt)
+    })
 }
 
 fn run_within(
