@@ -118,13 +118,6 @@ pub trait Observer {
     }
 }
 
-/// Ignores everything: library callers that do not care.
-pub struct Silent;
-
-impl Observer for Silent {
-    fn event(&mut self, _: Event<'_>) {}
-}
-
 /// The user asked to stop (Ctrl-C). The CLI triggers it; the core checks it
 /// between statements and, through SQLite's progress handler and interrupt
 /// handle, inside long ones.

@@ -25,6 +25,8 @@ pub struct Finding {
 }
 
 /// What resolves a failed check.
+// The names are the `--json` document's `kind` values ("fix-file", …).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Fix {

@@ -24,14 +24,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-pub use manifest::{file_name, parse_name, slug, stem as manifest_stem, Manifest, TIMESTAMP};
+pub use manifest::{slug, stem as manifest_stem, Manifest, TIMESTAMP};
 pub(crate) use publish::{sync_dir, temporary};
 pub use retention::{list, prune, Listed};
-pub use space::free_space;
-pub use verify::{
-    hash_file, list_checked, open_backup, parallel_verify, quick_check, read_manifest, verify,
-    Intact,
-};
+pub use verify::{list_checked, open_backup, quick_check, read_manifest, verify, Intact};
 
 use crate::error::{Error, Result};
 use crate::migration::Version;

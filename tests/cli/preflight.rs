@@ -144,7 +144,11 @@ fn sql_after_a_python_migration_is_not_refused_for_what_python_created() {
     assert_eq!(s.applied(), vec![1, 2, 3]);
     // Before the Python migration the copy is exact: still refused there.
     let s = Sandbox::new();
-    s.migration("1_typo.sql", "-- migrate:up\nINSERT INTO nope_table VALUES (1);\n")
-        .migration("2_tags.py", "def up(conn):\n    pass\n");
-    s.refuses(&["up"], 3).stderr_has("no such table: nope_table");
+    s.migration(
+        "1_typo.sql",
+        "-- migrate:up\nINSERT INTO nope_table VALUES (1);\n",
+    )
+    .migration("2_tags.py", "def up(conn):\n    pass\n");
+    s.refuses(&["up"], 3)
+        .stderr_has("no such table: nope_table");
 }
