@@ -4,6 +4,7 @@
 //! code) is decided here, once, so the library's public `Error` and the
 //! command line agree (issue 13).
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -221,6 +222,21 @@ pub enum ErrorKind {
     Backup,
     /// Interrupted (exit 130).
     Interrupted,
+}
+
+impl fmt::Display for ErrorKind {
+    /// The `kind` of a `--json` error document: `usage`, `refused`, `failed`,
+    /// `unavailable`, `backup`, `interrupted`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Usage => "usage",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Failed => "failed",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Backup => "backup",
+            ErrorKind::Interrupted => "interrupted",
+        })
+    }
 }
 
 impl ErrorKind {

@@ -230,3 +230,6 @@ fn refuse_pending(settings: &Settings, allow_out_of_order: bool) -> Result<(), I
         pending: pending.iter().map(|m| m.version.clone()).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests;

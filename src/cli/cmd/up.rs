@@ -130,6 +130,13 @@ pub fn after_failure(
                 if let Some(cmd) = &restore_cmd {
                     eprintln!("the database is at the last good migration; to retry: {cmd}");
                 }
+                if ui.json {
+                    // Still one document (issue 13: programs read it).
+                    let mut doc = failure_document(failure, false);
+                    doc["restore_error"] = e.to_string().into();
+                    doc["restore_command"] = restore_cmd.clone().into();
+                    let _ = render::json(&doc);
+                }
             }),
         Choice::Left => {
             eprintln!("left without restoring");
@@ -216,9 +223,9 @@ fn keep(settings: &Settings, ui: &Ui, failure: &RunFailure, restore_cmd: Option<
         }
     }
     if ui.json {
-        let _ = render::json(&serde_json::json!({
-            "ok": false, "failure": failure, "restored": false, "restore_command": restore_cmd,
-        }));
+        let mut doc = failure_document(failure, false);
+        doc["restore_command"] = restore_cmd.into();
+        let _ = render::json(&doc);
     }
 }
 
@@ -262,11 +269,20 @@ fn restore(
         }
     }
     if ui.json {
-        let _ = render::json(
-            &serde_json::json!({ "ok": false, "failure": failure, "restored": true, "restore": r }),
-        );
+        let mut doc = failure_document(failure, true);
+        doc["restore"] = serde_json::to_value(&r).unwrap_or_default();
+        let _ = render::json(&doc);
     }
     Ok(())
+}
+
+/// The `--json` document of a failed run (README "JSON output"), before the
+/// keys that say what was done about it.
+fn failure_document(failure: &RunFailure, restored: bool) -> serde_json::Value {
+    let code = crate::cli::exit::code_of(&Error::Migration(Box::new(failure.clone())));
+    serde_json::json!({
+        "ok": false, "failure": failure, "restored": restored, "exit_code": code,
+    })
 }
 
 /// Said before restore is offered over writes made since the backup.
