@@ -15,5 +15,6 @@ mod output;
 mod preflight;
 mod settings;
 mod spine;
+mod startup;
 mod surprises;
 mod toolbox;
