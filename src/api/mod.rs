@@ -109,7 +109,12 @@ impl Options {
     /// rather than in the current folder).
     pub fn new(database: impl Into<PathBuf>, migrations: Migrations) -> Options {
         let database = database.into();
-        let backups = database.parent().unwrap_or(Path::new("")).join("backups");
+        // Beside the file a `sqlite:` URL names, not beside the URL.
+        let file = database
+            .to_str()
+            .and_then(|s| settings::database_path(s, "database").ok())
+            .unwrap_or_else(|| database.clone());
+        let backups = file.parent().unwrap_or(Path::new("")).join("backups");
         Options {
             database,
             migrations,

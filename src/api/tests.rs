@@ -302,6 +302,7 @@ fn bad_options_are_usage_errors() {
         format!("sqlite://{}", app.db().display()),
         Migrations::Folder(app.migrations()),
     );
+    assert_eq!(o.backups, app.dir.path().join("backups"));
     migrate(&o, &mut Silent).unwrap();
     assert!(app.db().exists(), "a sqlite: URL names the file");
 }

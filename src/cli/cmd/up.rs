@@ -276,13 +276,13 @@ fn restore(
     Ok(())
 }
 
-/// The `--json` document of a failed run (README "JSON output"), before the
-/// keys that say what was done about it.
+/// The `--json` document of a failed run (README "JSON output"): the keys of
+/// every error document, the failure, and what was done about it.
 fn failure_document(failure: &RunFailure, restored: bool) -> serde_json::Value {
-    let code = crate::cli::exit::code_of(&Error::Migration(Box::new(failure.clone())));
-    serde_json::json!({
-        "ok": false, "failure": failure, "restored": restored, "exit_code": code,
-    })
+    let mut doc = render::error_document(&Error::Migration(Box::new(failure.clone())));
+    doc["failure"] = serde_json::to_value(failure).unwrap_or_default();
+    doc["restored"] = restored.into();
+    doc
 }
 
 /// Said before restore is offered over writes made since the backup.
