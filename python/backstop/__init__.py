@@ -221,14 +221,21 @@ def _run(args, cwd, env, ok_codes):
 
 
 def _describe(doc, stderr):
-    """backstop's own words for the failure: its error line(s) on stderr."""
-    if doc.get("error"):
-        return doc["error"]
-    lines = [l[len("error: "):] for l in stderr.splitlines() if l.startswith("error: ")]
-    if lines:
-        return "\n".join(lines)
-    failure = doc.get("failure") or {}
-    return f"{failure.get('path')}:{failure.get('line')}: migration {failure.get('version')} failed"
+    """backstop's own words for the failure, and what became of the database."""
+    text = doc.get("error")
+    if not text:
+        lines = [l[len("error: "):] for l in stderr.splitlines() if l.startswith("error: ")]
+        text = "\n".join(lines) or f"backstop exited {doc.get('exit_code')}"
+    failure = doc.get("failure")
+    if failure:
+        backup = (failure.get("backup") or {}).get("path")
+        if doc.get("restored"):
+            text += f"\nthe database was restored from {backup}: it is as it was before the run"
+        elif doc.get("restore_error"):
+            text += f"\nrestoring {backup} failed: {doc['restore_error']}"
+        elif doc.get("restore_command"):
+            text += f"\nthe database was kept; to undo the run: {doc['restore_command']}"
+    return text
 
 
 def _kind(code):

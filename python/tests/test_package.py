@@ -144,6 +144,7 @@ class Wheel(unittest.TestCase):
         self.assertEqual(e["line"], 2)
         self.assertIn("UNIQUE constraint failed: user.email", e["message"])
         self.assertIn("4_unique.sql:2", e["text"])
+        self.assertIn("the database was restored from", e["text"])
         self.assertTrue(e["restored"])
         self.assertTrue(Path(self.project, e["backup"]).is_file())
         # Migration 3 committed before 4 failed; the restore undid it too.
