@@ -33,7 +33,7 @@
 //!
 //! - `cli` (default): the `backstop` command and its terminal crates. Depend on
 //!   backstop with `default-features = false` to build the library alone.
-//! - `log`: [`LogObserver`], the library's events as `log` records.
+//! - `log`: `LogObserver`, the library's events as `log` records.
 //!
 //! The contract is SPEC.md; the README says what was chosen where it is silent.
 #![warn(missing_docs)]
@@ -71,6 +71,8 @@ mod verify;
 /// The `backstop` command line (feature `cli`); `src/main.rs` calls [`cli::run`].
 #[cfg(feature = "cli")]
 #[doc(hidden)]
+// Its doc comments are clap's help text (`<UTC YYYYMMDDHHMMSS>_<name>.sql`).
+#[allow(rustdoc::invalid_html_tags)]
 pub mod cli;
 
 #[cfg(feature = "log")]

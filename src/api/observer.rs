@@ -13,6 +13,33 @@ use crate::observe::{self, Stream};
 
 /// Receives [`Event`]s while [`migrate`](crate::migrate) works. Called on the
 /// migrating thread; keep it quick.
+///
+/// ```
+/// use backstop::{Event, Observer};
+///
+/// /// Start-up progress in the application's own words.
+/// struct Progress(Vec<String>);
+///
+/// impl Observer for Progress {
+///     fn event(&mut self, event: &Event<'_>) {
+///         match event {
+///             Event::MigrationCommitted { version, rows_changed, .. } => {
+///                 self.0.push(format!("{version}: {rows_changed} row(s)"))
+///             }
+///             Event::Warning { message } => self.0.push(format!("warning: {message}")),
+///             _ => {}
+///         }
+///     }
+/// }
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let folder = dir.path().join("m");
+/// # std::fs::create_dir(&folder).unwrap();
+/// # std::fs::write(folder.join("1_t.sql"), "CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
+/// let options = backstop::Options::new(dir.path().join("app.db"), backstop::Migrations::Folder(folder));
+/// let mut progress = Progress(Vec::new());
+/// backstop::migrate(&options, &mut progress).unwrap();
+/// assert_eq!(progress.0, ["1: 1 row(s)"]);
+/// ```
 pub trait Observer {
     /// One thing that happened.
     fn event(&mut self, event: &Event<'_>);

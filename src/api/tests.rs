@@ -287,6 +287,16 @@ fn embedded_migrations_apply_and_read_as_the_folder() {
     assert_eq!(report.applied.len(), s.migrations.len());
 }
 
+/// Applications pass errors across threads and into `anyhow`/`Box<dyn Error>`.
+#[test]
+fn the_public_types_are_send_and_sync() {
+    fn check<T: Send + Sync + 'static>() {}
+    check::<Error>();
+    check::<Report>();
+    check::<Options>();
+    check::<Status>();
+}
+
 #[test]
 fn bad_options_are_usage_errors() {
     let app = App::new();
@@ -305,4 +315,42 @@ fn bad_options_are_usage_errors() {
     assert_eq!(o.backups, app.dir.path().join("backups"));
     migrate(&o, &mut Silent).unwrap();
     assert!(app.db().exists(), "a sqlite: URL names the file");
+}
+
+/// `LogObserver` on a failed run: records at the right levels, the failure
+/// with its file and line (run by .ci/run with `--features log`).
+#[cfg(feature = "log")]
+#[test]
+fn the_log_adapter_writes_the_run_as_records() {
+    use std::sync::Mutex;
+    static RECORDS: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
+    struct Capture;
+    impl log::Log for Capture {
+        fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+            m.target() == "backstop"
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            if self.enabled(r.metadata()) {
+                let line = (r.level(), r.args().to_string());
+                RECORDS.lock().unwrap().push(line);
+            }
+        }
+        fn flush(&self) {}
+    }
+    log::set_logger(&Capture).unwrap();
+    log::set_max_level(log::LevelFilter::Debug);
+    let app = App::new();
+    app.ready_to_fail();
+    migrate(&app.options(Policy::Restore), &mut super::LogObserver).unwrap_err();
+    let records = RECORDS.lock().unwrap();
+    let has = |level, text: &str| records.iter().any(|(l, m)| *l == level && m.contains(text));
+    assert!(has(log::Level::Info, "applied 2 audit"), "{records:?}");
+    assert!(
+        has(
+            log::Level::Error,
+            "3_unique_email.sql:2: migration 3 failed"
+        ),
+        "{records:?}"
+    );
+    assert!(has(log::Level::Warn, "restoring"), "{records:?}");
 }

@@ -82,8 +82,8 @@ impl Eq for Embedded {}
 /// ```
 ///
 /// Cargo rebuilds the program when an embedded file changes, but not when a
-/// file is added or removed: a `build.rs` with
-/// `println!("cargo:rerun-if-changed=migrations");` makes it notice those too.
+/// file is added or removed: a `build.rs` that prints
+/// `cargo:rerun-if-changed=migrations` makes it notice those too.
 #[macro_export]
 macro_rules! embed_migrations {
     () => {
