@@ -1,7 +1,10 @@
 //! The library's one error type. Every variant names the file it is about; the
 //! next step for the user (which names commands and flags) is added by
-//! `cli::exit`, and so is the exit code.
+//! `cli::exit`. What kind of failure each variant is (and so its SPEC exit
+//! code) is decided here, once, so the library's public `Error` and the
+//! command line agree (issue 13).
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -57,6 +60,12 @@ pub enum Error {
         message: String,
         /// The sqlite3-shell command on that line, if it is one.
         dot_command: Option<String>,
+    },
+
+    #[error("{path} has {} pending migration(s) ({}), and the policy is to refuse rather than apply them", pending.len(), versions(pending))]
+    Pending {
+        path: PathBuf,
+        pending: Vec<Version>,
     },
 
     #[error("{path}: the schema changed outside migrations since the last run ({drift})")]
@@ -178,6 +187,13 @@ pub enum Error {
     Output { source: io::Error },
 }
 
+fn versions(vs: &[Version]) -> String {
+    vs.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn by_what(running: &[Version]) -> String {
     match running {
         [] => String::new(),
@@ -191,7 +207,151 @@ fn by_what(running: &[Version]) -> String {
     }
 }
 
+/// What kind of failure an [`Error`](crate::Error) is: the rows of SPEC's
+/// exit-code table, which the `backstop` command exits with.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Bad options or configuration (exit 2).
+    Usage,
+    /// Refused before changing anything (exit 3): edited, missing or
+    /// out-of-order migrations, malformed files, statements SQLite rejects
+    /// before any data is touched, schema drift, or pending migrations under
+    /// [`Policy::Refuse`](crate::Policy::Refuse).
+    Refused,
+    /// A migration failed while running (exit 1); see
+    /// [`Error::failure`](crate::Error::failure) for what became of the database.
+    Failed,
+    /// The database is unavailable (exit 4): locked past the busy timeout,
+    /// not a SQLite database, unreadable or read-only.
+    Unavailable,
+    /// A backup or restore could not be completed (exit 5); the database was
+    /// not changed.
+    Backup,
+    /// Interrupted (exit 130).
+    Interrupted,
+}
+
+impl fmt::Display for ErrorKind {
+    /// The `kind` of a `--json` error document: `usage`, `refused`, `failed`,
+    /// `unavailable`, `backup`, `interrupted`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Usage => "usage",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Failed => "failed",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Backup => "backup",
+            ErrorKind::Interrupted => "interrupted",
+        })
+    }
+}
+
+impl ErrorKind {
+    /// The exit code of SPEC's table: what `backstop` exits with for this kind.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorKind::Failed => 1,
+            ErrorKind::Usage => 2,
+            ErrorKind::Refused => 3,
+            ErrorKind::Unavailable => 4,
+            ErrorKind::Backup => 5,
+            ErrorKind::Interrupted => 130,
+        }
+    }
+}
+
 impl Error {
+    /// Exhaustive on purpose: a new variant must decide its kind (and so its
+    /// exit code) here.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            Error::Config { .. }
+            | Error::Setting { .. }
+            | Error::MigrationsDir { .. }
+            | Error::Extension { .. }
+            | Error::NewMigration { .. }
+            | Error::Output { .. } => K::Usage,
+            Error::Source(_)
+            | Error::UndefinedPlaceholders(_)
+            | Error::Blocked(_)
+            | Error::Hostile { .. }
+            | Error::Preflight { .. }
+            | Error::Pending { .. }
+            | Error::Drift { .. }
+            | Error::SchemaMismatch(_)
+            | Error::Adopt(_)
+            | Error::Declined { .. }
+            | Error::NeedsConfirmation { .. }
+            | Error::NoDown { .. }
+            | Error::UnknownVersion { .. }
+            | Error::AmbiguousVersion { .. }
+            | Error::NotApplied { .. }
+            | Error::Findings { .. }
+            | Error::Interpreter { .. }
+            | Error::Runner { .. } => K::Refused,
+            Error::Migration(f) if f.interrupted() => K::Interrupted,
+            Error::Migration(f) if f.locked() => K::Unavailable,
+            Error::Migration(_) | Error::RealChanged { .. } => K::Failed,
+            Error::Locked { .. }
+            | Error::NotADatabase { .. }
+            | Error::NoDatabase { .. }
+            | Error::NoFolder { .. }
+            | Error::ReadOnly { .. }
+            | Error::Raced { .. }
+            | Error::Database { .. } => K::Unavailable,
+            Error::Backup { .. }
+            | Error::Restore { .. }
+            | Error::BackupsFolder { .. }
+            | Error::WrittenMeanwhile { .. }
+            | Error::Scratch { .. } => K::Backup,
+            Error::Interrupted => K::Interrupted,
+        }
+    }
+
+    /// The migration (or configuration) file the error points at, and the
+    /// line when there is one: for `--json` documents and the library's
+    /// `Error::file`/`line` (issue 13).
+    pub fn location(&self) -> Option<(&std::path::Path, Option<usize>)> {
+        match self {
+            Error::Source(errors) | Error::UndefinedPlaceholders(errors) => {
+                errors.first().map(|e| (e.path.as_path(), e.line))
+            }
+            Error::Hostile { path, line, .. } | Error::Preflight { path, line, .. } => {
+                Some((path, Some(*line)))
+            }
+            Error::Migration(f) => Some((&f.path, Some(f.line))),
+            Error::Config { path, .. }
+            | Error::NoDown { path, .. }
+            | Error::Runner { path, .. } => Some((path, None)),
+            _ => None,
+        }
+    }
+
+    /// SQLite's own message (or, for an executable migration, what stopped
+    /// it), without backstop's words around it.
+    pub fn message(&self) -> Option<String> {
+        use crate::apply::Cause;
+        match self {
+            Error::Preflight { message, .. } => Some(message.clone()),
+            Error::Migration(f) => Some(match &f.cause {
+                Cause::Sql { message }
+                | Cause::Locked { message }
+                | Cause::Module { message, .. }
+                | Cause::Exited { message, .. } => message.clone(),
+                Cause::Interrupted => "interrupted".to_owned(),
+                Cause::ForeignKeys { total, .. } => {
+                    format!("FOREIGN KEY constraint failed ({total} row(s) without a parent)")
+                }
+            }),
+            Error::ReadOnly { source, .. } | Error::Database { source, .. } => {
+                Some(source.to_string())
+            }
+            _ => None,
+        }
+    }
+
     /// Maps a rusqlite error on `path` to the most helpful variant: "locked" and
     /// "not a database" are things the user can act on, so they get their own.
     pub fn from_sqlite(path: impl Into<PathBuf>, source: rusqlite::Error) -> Error {

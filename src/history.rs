@@ -94,11 +94,6 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     .map(|n| n > 0)
 }
 
-/// Whether this database has ever been touched by backstop.
-pub fn is_tracked(conn: &Connection) -> rusqlite::Result<bool> {
-    table_exists(conn, MIGRATIONS)
-}
-
 /// Every applied migration, ordered by version as `layout` orders them. Empty
 /// when not tracked yet.
 pub fn applied(conn: &Connection, layout: Layout) -> rusqlite::Result<Vec<AppliedRow>> {
@@ -211,6 +206,8 @@ pub fn rechecksum(conn: &Connection, m: &Migration) -> rusqlite::Result<usize> {
 /// How a run ended (SPEC: ok, failed, interrupted, restored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// Written as a literal by `start_run`'s INSERT; read back by `runs`.
+    #[allow(dead_code)]
     Running,
     Ok,
     Failed,

@@ -36,7 +36,7 @@ pub enum Key {
 
 impl Version {
     /// A numbered version (`<digits>_<name>.sql`), shown as written.
-    pub fn number(n: u64, shown: &str) -> Version {
+    pub(crate) fn number(n: u64, shown: &str) -> Version {
         Version {
             id: n.to_string(),
             shown: shown.to_owned(),

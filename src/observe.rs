@@ -181,9 +181,11 @@ impl Observer for WithInterrupt<'_> {
     }
 }
 
-/// Ignores everything: library callers that do not care.
-pub struct Silent;
+/// Ignores everything (the core's tests; the public API has its own `Silent`).
+#[cfg(test)]
+pub(crate) struct Silent;
 
+#[cfg(test)]
 impl Observer for Silent {
     fn event(&mut self, _: Event<'_>) {}
 }
@@ -245,9 +247,9 @@ impl Interrupt {
     }
 
     /// `Err(Error::Interrupted)` once the flag is set: for copy and hash loops.
-    pub fn check(&self) -> crate::Result<()> {
+    pub fn check(&self) -> crate::error::Result<()> {
         if self.is_set() {
-            Err(crate::Error::Interrupted)
+            Err(crate::error::Error::Interrupted)
         } else {
             Ok(())
         }

@@ -10,13 +10,20 @@ use crate::history::AppliedRow;
 use crate::migration::{Key, Migration, Version};
 use crate::source::Layout;
 
+/// A migration's state (SPEC "Checksums"), as `backstop status` shows it.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
+    /// Recorded, file present, checksum matches.
     Applied,
+    /// File present, not recorded, newer than the newest applied.
     Pending,
+    /// Recorded, file present, checksum differs.
     Edited,
+    /// Recorded, file gone.
     Missing,
+    /// Not recorded, older than the newest applied.
     OutOfOrder,
 }
 
@@ -193,14 +200,6 @@ impl<'a> Plan<'a> {
 
     pub fn count(&self, state: State) -> usize {
         self.entries.iter().filter(|e| e.state == state).count()
-    }
-
-    pub fn newest_applied(&self) -> Option<&Version> {
-        self.entries
-            .iter()
-            .filter(|e| e.row.is_some())
-            .map(|e| &e.version)
-            .max()
     }
 }
 

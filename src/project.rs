@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use crate::db::{self, Access};
 use crate::error::{Error, Result};
 use crate::history::{self, AppliedRow};
-use crate::migration::{Key, Version};
+use crate::migration::Key;
 use crate::plan::{Entry, Plan};
 use crate::settings::Settings;
 use crate::source::{self, Source};
@@ -34,7 +34,7 @@ impl Project {
     /// Reads the folder first (a bad folder is refused before the database is
     /// touched), then opens the database read-only and reads its rows.
     pub fn load(settings: &Settings, need: Need) -> Result<Project> {
-        let source = source::discover(&settings.migrations)?;
+        let source = source::discover(settings.folder())?;
         let path = &settings.database;
         let db = db::open_configured(settings, Access::Read)?;
         if need == Need::Existing && db.is_none() {
@@ -111,18 +111,13 @@ impl Project {
         }
         Ok(hits)
     }
-
-    /// The newest version recorded in the database (for backup manifests).
-    pub fn newest_applied(&self) -> Option<&Version> {
-        self.rows.iter().map(|r| &r.version).max()
-    }
 }
 
 /// The folder's layout, to read a database's versions where the folder itself
 /// does not matter (`backup`, `restore`): the default when it cannot be read,
 /// since the emergency path must not depend on it.
 pub fn layout_or_default(settings: &Settings) -> crate::source::Layout {
-    source::discover(&settings.migrations)
+    source::discover(settings.folder())
         .map(|s| s.layout)
         .unwrap_or_default()
 }

@@ -36,6 +36,21 @@ pub struct Settings {
     /// besides `BACKSTOP_DATABASE` and `DATABASE_URL` (`database_env` in
     /// backstop.toml, for scripts that read `DB_PATH` and the like).
     pub database_env: Vec<String>,
+    /// Migrations compiled into the program (the library's
+    /// `Migrations::Embedded`, issue 13); then `migrations` is only their
+    /// name in messages. Never set by the command line.
+    pub embedded: Option<crate::source::Embedded>,
+}
+
+impl Settings {
+    /// Where the migrations are read from: the folder on disk, or the one
+    /// compiled into the program.
+    pub fn folder(&self) -> crate::source::Folder<'_> {
+        match self.embedded {
+            Some(e) => crate::source::Folder::Embedded(e),
+            None => crate::source::Folder::Disk(&self.migrations),
+        }
+    }
 }
 
 /// Values given on the command line; `None` when the flag was absent.
@@ -228,6 +243,7 @@ fn resolve_with(
         python,
         project: base.to_path_buf(),
         database_env,
+        embedded: None,
     })
 }
 

@@ -26,6 +26,8 @@ pub struct Finding {
 }
 
 /// What resolves a failed check.
+// The names are the `--json` document's `kind` values ("fix-file", …).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Fix {
@@ -74,12 +76,9 @@ fn bad(check: &'static str, message: impl Into<String>, fix: Fix) -> Finding {
     }
 }
 
-pub fn run(settings: &Settings) -> Result<VerifyReport> {
-    check(settings, &mut crate::observe::Silent, &Interrupt::new())
-}
-
-/// `run`, stopped by Ctrl-C (`Error::Interrupted`): `integrity_check` and
-/// hashing the backups read every byte, which takes a while on a big file.
+/// Runs every check, stopped by Ctrl-C (`Error::Interrupted`):
+/// `integrity_check` and hashing the backups read every byte, which takes a
+/// while on a big file.
 pub fn check(
     settings: &Settings,
     obs: &mut dyn Observer,

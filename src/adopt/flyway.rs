@@ -131,7 +131,7 @@ fn hash_of(_m: &Migration, bytes: &[u8]) -> Vec<String> {
 /// Flyway's checksum of `bytes`, for the tests that build its table.
 #[cfg(test)]
 pub(super) fn tests_crc(bytes: &[u8]) -> i32 {
-    let m = crate::Migration::new(
+    let m = crate::migration::Migration::new(
         crate::Version::number(0, "0"),
         String::new(),
         crate::migration::Section {

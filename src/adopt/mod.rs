@@ -24,7 +24,7 @@ use rusqlite::Connection;
 
 pub use reading::Kept;
 pub(crate) use take::check;
-pub use take::{preview, run, AdoptOptions, AdoptReport, Adopted, Preview};
+pub use take::{preview, run, AdoptOptions, Preview};
 
 use crate::migration::Migration;
 

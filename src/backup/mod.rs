@@ -34,16 +34,12 @@ use chrono::Utc;
 
 pub use fingerprint::{Fingerprint, Since, Unknown};
 pub use folder::{check_existing as check_folder, prepare as prepare_folder, Concern};
-pub use manifest::{file_name, parse_name, slug, stem as manifest_stem, Manifest, TIMESTAMP};
+pub use manifest::{slug, stem as manifest_stem, Manifest, TIMESTAMP};
 pub(crate) use publish::sync_dir;
-pub use retention::{is_pre_run, latest, list, prune, Listed, RESTORE_SAFETY};
-pub use space::free_space;
+pub use retention::{latest, list, prune, Listed, RESTORE_SAFETY};
 pub use temporary::InUse;
 pub(crate) use temporary::{sweep, temporary, temporary_with_mode};
-pub use verify::{
-    hash_file, list_checked, open_backup, parallel_verify, quick_check, read_manifest, verify,
-    Intact,
-};
+pub use verify::{list_checked, open_backup, quick_check, read_manifest, verify, Intact};
 
 use crate::error::{Error, Result};
 use crate::migration::Version;

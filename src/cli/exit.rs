@@ -47,49 +47,10 @@ pub fn of_clap(e: &clap::Error) -> i32 {
     }
 }
 
-/// Exhaustive on purpose: a new variant must decide its exit code here.
+/// The kind of each variant is decided in the library, once (`Error::kind`,
+/// exhaustive), so the library's public error and the exit code agree.
 pub fn code_of(e: &Error) -> i32 {
-    match e {
-        Error::Config { .. }
-        | Error::Setting { .. }
-        | Error::MigrationsDir { .. }
-        | Error::Extension { .. }
-        | Error::NewMigration { .. }
-        | Error::Output { .. } => code::USAGE,
-        Error::Source(_)
-        | Error::UndefinedPlaceholders(_)
-        | Error::Blocked(_)
-        | Error::Hostile { .. }
-        | Error::Preflight { .. }
-        | Error::Drift { .. }
-        | Error::SchemaMismatch(_)
-        | Error::Adopt(_)
-        | Error::Declined { .. }
-        | Error::NeedsConfirmation { .. }
-        | Error::NoDown { .. }
-        | Error::UnknownVersion { .. }
-        | Error::AmbiguousVersion { .. }
-        | Error::NotApplied { .. }
-        | Error::Findings { .. }
-        | Error::Interpreter { .. }
-        | Error::Runner { .. } => code::REFUSED,
-        Error::Migration(f) if f.interrupted() => code::INTERRUPTED,
-        Error::Migration(f) if f.locked() => code::UNAVAILABLE,
-        Error::Migration(_) | Error::RealChanged { .. } => code::FAILED,
-        Error::Locked { .. }
-        | Error::NotADatabase { .. }
-        | Error::NoDatabase { .. }
-        | Error::NoFolder { .. }
-        | Error::ReadOnly { .. }
-        | Error::Raced { .. }
-        | Error::Database { .. } => code::UNAVAILABLE,
-        Error::Backup { .. }
-        | Error::Restore { .. }
-        | Error::BackupsFolder { .. }
-        | Error::WrittenMeanwhile { .. }
-        | Error::Scratch { .. } => code::BACKUP,
-        Error::Interrupted => code::INTERRUPTED,
-    }
+    e.kind().exit_code()
 }
 
 /// The next step for the user, naming commands and flags.
@@ -137,6 +98,9 @@ pub fn hint(e: &Error) -> Option<String> {
             .into(),
         Error::Preflight { .. } => "nothing was changed: SQLite checked the statement against \
              the schema the earlier migrations produce; fix it and run again"
+            .into(),
+        Error::Pending { .. } => "nothing was changed. Apply them first (`backstop up`), or let the \
+             application apply them at start-up"
             .into(),
         Error::Drift { .. } => "nothing was changed. If the change was intended, put it in a \
              migration, or accept it: `backstop up --yes` (the run log records what was \
@@ -359,6 +323,13 @@ mod tests {
                 Error::Drift {
                     path: p(),
                     drift: crate::db::Drift::default(),
+                },
+                3,
+            ),
+            (
+                Error::Pending {
+                    path: p(),
+                    pending: vec![v()],
                 },
                 3,
             ),

@@ -121,13 +121,7 @@ pub fn run() -> i32 {
         Err(e) => {
             if ui.json {
                 // Scripts asked for one JSON document: they get one on errors too.
-                let _ = render::json(&serde_json::json!({
-                    "schema_version": render::SCHEMA_VERSION,
-                    "ok": false,
-                    "error": e.to_string(),
-                    "hint": exit::hint(&e),
-                    "exit_code": exit::code_of(&e),
-                }));
+                let _ = render::json(&render::error_document(&e));
             }
             report(&e)
         }

@@ -38,7 +38,10 @@ pub struct Opened {
 
 /// Opens the configured database (`open`), then loads the configured
 /// extensions on the connection: every command's way in.
-pub fn open_configured(settings: &crate::Settings, access: Access) -> Result<Option<Opened>> {
+pub fn open_configured(
+    settings: &crate::settings::Settings,
+    access: Access,
+) -> Result<Option<Opened>> {
     let opened = open(&settings.database, access, settings.busy_timeout)?;
     if let Some(o) = &opened {
         extensions::load(&o.conn, &settings.extensions)?;

@@ -83,6 +83,39 @@ pub struct RestoreOptions<'a> {
     pub accept_new_writes: bool,
 }
 
+/// Puts the pre-run backup of a failed run back (SPEC `up` step 5), for the
+/// failure prompt and the library's `Policy::Restore` alike. `seen` is the
+/// run connection's data version the decision was made on: if another
+/// program wrote since (the run's connection tells others' commits from the
+/// run's own, which a file fingerprint cannot), nothing is restored
+/// (`Error::WrittenMeanwhile`) unless `force`. From the preview on, the
+/// restore itself checks under its lock that the file did not change.
+pub(crate) fn undo_run(
+    settings: &Settings,
+    failure: &crate::apply::RunFailure,
+    backup: &Path,
+    force: bool,
+    seen: Option<i64>,
+    obs: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> Result<RestoreReport> {
+    let p = preview(settings, backup, interrupt)?;
+    if let (false, Some(at), Some(w)) = (force, seen, &failure.watch) {
+        if w.version() != Some(at) {
+            return Err(Error::WrittenMeanwhile {
+                path: settings.database.clone(),
+                since: backup::Since::Written { commits: None },
+            });
+        }
+    }
+    let note = failure.to_string();
+    let opts = RestoreOptions {
+        note: Some(&note),
+        accept_new_writes: force,
+    };
+    run(settings, &p, &opts, obs, interrupt)
+}
+
 /// Verifies `backup` (SHA-256 against its manifest, quick_check), looks at the
 /// live database and compares it with the backup's fingerprint. Changes
 /// nothing. Ctrl-C stops it.

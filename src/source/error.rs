@@ -57,6 +57,9 @@ pub enum FileErrorKind {
     PythonSyntax(String),
     /// A diesel-style folder without its `up.sql`.
     NoUpSql,
+    /// An executable migration (or a file that may be one) in a folder
+    /// compiled into the program: it needs a real file to run (issue 13).
+    EmbeddedProgram,
     BadMetadata(String),
     /// A `${NAME}` placeholder with no value in the `placeholders` setting.
     UndefinedPlaceholder {
@@ -136,6 +139,11 @@ impl fmt::Display for FileError {
             NoUpSql => f.write_str(
                 "folder looks like a diesel migration but has no up.sql (diesel reads \
                  <version>_<name>/up.sql and down.sql)",
+            ),
+            EmbeddedProgram => f.write_str(
+                "is not SQL: only SQL migrations can be compiled into a program \
+                 (embed_migrations!); executable migrations need a file to run, so read this \
+                 folder from disk (Migrations::Folder) or run it with the backstop command",
             ),
             BadMetadata(e) => write!(f, "metadata.toml does not parse: {e}"),
             UndefinedPlaceholder { name } => write!(

@@ -10,6 +10,7 @@ mod markers;
 mod new;
 pub mod placeholders;
 mod scan;
+mod tree;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 pub use error::{describe, FileError, FileErrorKind};
 pub use layout::Layout;
 pub use new::create;
+pub use tree::Embedded;
+pub(crate) use tree::Folder;
 
 use crate::error::{Error, Result};
 use crate::migration::{Migration, Options, Version};
@@ -32,9 +35,10 @@ pub struct Source {
     pub ignored: Vec<PathBuf>,
 }
 
-/// Reads every migration in `dir`, ordered as its layout orders them.
-pub fn discover(dir: &Path) -> Result<Source> {
-    let mut scanned = scan::scan(dir)?;
+/// Reads every migration in `folder` (on disk or compiled in), ordered as its
+/// layout orders them.
+pub fn discover(folder: Folder<'_>) -> Result<Source> {
+    let mut scanned = scan::scan(folder)?;
     scan::diesel_programs(&mut scanned.entries);
     let mut errors = scanned.errors;
     let layout = match scan::layout_of(&scanned.entries) {
@@ -44,7 +48,7 @@ pub fn discover(dir: &Path) -> Result<Source> {
             Layout::default()
         }
     };
-    let (migrations, more) = parse_all(&scanned.entries, read_text);
+    let (migrations, more) = parse_all(&scanned.entries, |path| read_text(folder, path));
     errors.extend(more);
     if errors.is_empty() {
         Ok(Source {
@@ -59,8 +63,8 @@ pub fn discover(dir: &Path) -> Result<Source> {
 }
 
 /// A file's text: UTF-8 without NUL bytes (SQLite would stop reading there).
-fn read_text(path: &Path) -> std::result::Result<String, FileError> {
-    let bytes = std::fs::read(path).map_err(|e| FileError {
+fn read_text(folder: Folder<'_>, path: &Path) -> std::result::Result<String, FileError> {
+    let bytes = folder.read(path).map_err(|e| FileError {
         path: path.to_path_buf(),
         line: None,
         kind: FileErrorKind::Unreadable(e.to_string()),

@@ -27,7 +27,7 @@ pub fn create(dir: &Path, name: &str, now: DateTime<Utc>, timestamp: bool) -> Re
         });
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let scanned = scan::scan(dir)?;
+    let scanned = scan::scan(super::Folder::Disk(dir))?;
     let layout = scan::layout_of(&scanned.entries).map_err(|e| Error::Source(vec![e]))?;
     if timestamp && layout != Layout::Numbered {
         return Err(Error::Setting {

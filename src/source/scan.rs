@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::executable::Program;
 use super::layout::{self, Layout, Named, Role};
+use super::tree::Folder;
 use super::{FileError, FileErrorKind};
 use crate::error::{Error, Result};
 
@@ -50,22 +51,17 @@ enum Body {
     Other(String),
 }
 
-pub(super) fn scan(dir: &Path) -> Result<Scanned> {
-    let listing = std::fs::read_dir(dir).map_err(|source| Error::MigrationsDir {
+pub(super) fn scan(folder: Folder<'_>) -> Result<Scanned> {
+    let dir = folder.root();
+    let listing = folder.list(dir).map_err(|source| Error::MigrationsDir {
         path: dir.to_path_buf(),
         source,
     })?;
     let mut out = Scanned::default();
     for entry in listing {
-        let entry = entry.map_err(|source| Error::MigrationsDir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let path = entry.path();
-        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            let lossy = name.to_string_lossy();
+        let path = entry.path;
+        let Some(name) = entry.name.to_str() else {
+            let lossy = entry.name.to_string_lossy();
             if lossy.to_ascii_lowercase().ends_with(".sql") || layout::looks_like_migration(&lossy)
             {
                 out.errors.push(error(&path, FileErrorKind::NameNotUtf8));
@@ -78,13 +74,24 @@ pub(super) fn scan(dir: &Path) -> Result<Scanned> {
         if name.starts_with('.') {
             continue;
         }
-        let found = if is_dir {
-            diesel_dir(&path, name)
+        let found = if entry.is_dir {
+            diesel_dir(folder, &path, name)
         } else {
-            file(&path, name, executable(&entry))
+            file(&path, name, entry.executable)
         };
         match found {
             None => out.ignored.push(path),
+            // An executable migration runs from a real file (issue 13).
+            Some(Ok(Entry {
+                shape: Shape::Program { .. },
+                ..
+            }))
+            | Some(Err(FileError {
+                kind: FileErrorKind::NotRunnable { .. },
+                ..
+            })) if folder.is_embedded() => out
+                .errors
+                .push(error(&path, FileErrorKind::EmbeddedProgram)),
             Some(Ok(e)) => out.entries.push(e),
             Some(Err(e)) => out.errors.push(e),
         }
@@ -122,17 +129,21 @@ fn error(path: &Path, kind: FileErrorKind) -> FileError {
     }
 }
 
-fn diesel_dir(path: &Path, name: &str) -> Option<std::result::Result<Entry, FileError>> {
+fn diesel_dir(
+    folder: Folder<'_>,
+    path: &Path,
+    name: &str,
+) -> Option<std::result::Result<Entry, FileError>> {
     let named = match layout::parse_diesel_dir(name)? {
         Ok(n) => n,
         Err(kind) => return Some(Err(error(path, kind))),
     };
     let up = path.join("up.sql");
-    if !up.is_file() {
+    if !folder.is_file(&up) {
         return Some(Err(error(path, FileErrorKind::NoUpSql)));
     }
-    let down = Some(path.join("down.sql")).filter(|p| p.is_file());
-    let metadata = Some(path.join("metadata.toml")).filter(|p| p.is_file());
+    let down = Some(path.join("down.sql")).filter(|p| folder.is_file(p));
+    let metadata = Some(path.join("metadata.toml")).filter(|p| folder.is_file(p));
     Some(Ok(Entry {
         path: up,
         named,
@@ -224,18 +235,4 @@ fn split_extension(name: &str, executable: bool) -> (&str, Role, Body) {
     } else {
         (stem, Role::Single, Body::Other(ext.to_owned()))
     }
-}
-
-#[cfg(unix)]
-fn executable(entry: &std::fs::DirEntry) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    entry
-        .metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// Elsewhere there is no executable bit: such files are refused by extension.
-#[cfg(not(unix))]
-fn executable(_entry: &std::fs::DirEntry) -> bool {
-    false
 }

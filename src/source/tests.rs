@@ -305,7 +305,7 @@ fn executables_beside_diesel_folders_take_diesel_versions() {
         "def up(conn): pass\n",
     )
     .unwrap();
-    let source = discover(dir.path()).unwrap();
+    let source = discover(Folder::Disk(dir.path())).unwrap();
     assert_eq!(source.layout, Layout::Diesel);
     let ids: Vec<&str> = source.migrations.iter().map(|m| m.version.id()).collect();
     assert_eq!(ids, ["20240306170000", "20240307090000"]);
@@ -323,7 +323,7 @@ fn files_with_the_executable_bit_are_scripts_and_others_are_refused() {
     };
     write("1_seed.sh", b"#!/bin/sh\r\nexit 0\r\n", 0o755);
     write("2_tool", b"\x7fELF\0\0", 0o700);
-    let source = discover(dir.path()).unwrap();
+    let source = discover(Folder::Disk(dir.path())).unwrap();
     let kinds: Vec<_> = source.migrations.iter().map(|m| m.kind).collect();
     assert_eq!(kinds, [crate::migration::Kind::Script; 2]);
     assert_eq!(source.migrations[0].up.text, "#!/bin/sh\nexit 0\n");
@@ -332,7 +332,7 @@ fn files_with_the_executable_bit_are_scripts_and_others_are_refused() {
         crate::checksum::Checksum::of("#!/bin/sh\nexit 0\n")
     );
     write("3_notes.sh", b"echo", 0o644);
-    let err = discover(dir.path()).unwrap_err().to_string();
+    let err = discover(Folder::Disk(dir.path())).unwrap_err().to_string();
     assert!(
         err.contains("3_notes.sh") && err.contains("chmod +x"),
         "{err}"

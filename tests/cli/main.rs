@@ -17,5 +17,6 @@ mod preflight;
 mod safety;
 mod settings;
 mod spine;
+mod startup;
 mod surprises;
 mod toolbox;

@@ -14,7 +14,6 @@ use crate::cli::progress::Progress;
 use crate::cli::prompt::{self, Answer};
 use crate::cli::{render, report, Signals, Ui};
 use crate::error::Error;
-use crate::restore::RestoreOptions;
 use crate::settings::Settings;
 
 /// What the command line said about failures.
@@ -69,15 +68,16 @@ pub fn after_failure(
             Outcome::Reverted(r) => (None, Some(serde_json::json!(r))),
             _ => (None, None),
         };
-        let _ = render::json(&serde_json::json!({
-            "ok": false,
-            "failure": failure,
-            "others_wrote": others_wrote,
-            "restored": restored.is_some(),
-            "restore": restored,
-            "reverted": reverted,
-            "restore_command": restore_cmd,
-        }));
+        // The keys of every error document (issue 13: programs read them),
+        // the failure, and what was done about it.
+        let mut doc = render::error_document(&failed);
+        doc["failure"] = serde_json::to_value(failure).unwrap_or_default();
+        doc["others_wrote"] = others_wrote.into();
+        doc["restored"] = restored.is_some().into();
+        doc["restore"] = restored.unwrap_or_default();
+        doc["reverted"] = reverted.unwrap_or_default();
+        doc["restore_command"] = restore_cmd.clone().into();
+        let _ = render::json(&doc);
     }
     match outcome {
         Outcome::Left => {
@@ -274,29 +274,16 @@ impl Ctx<'_> {
         let (ui, signals) = (self.ui, self.signals);
         // A Ctrl-C that stopped the run is answered; this is a new request.
         signals.interrupt.reset();
-        let note = self.failure.to_string();
-        let database = &self.settings.database;
         let mut progress = Progress::new(ui, signals);
-        let restored = crate::restore::preview(self.settings, &backup.path, &signals.interrupt)
-            .and_then(|p| {
-                // Nobody wrote between the decision and the preview: the run's
-                // connection tells others' commits from the run's own, which a
-                // file fingerprint cannot. From the preview on, the restore
-                // itself checks under its lock that the file did not change.
-                if let (false, Some(at), Some(w)) = (force, seen, &self.failure.watch) {
-                    if w.version() != Some(at) {
-                        return Err(Error::WrittenMeanwhile {
-                            path: database.clone(),
-                            since: crate::backup::Since::Written { commits: None },
-                        });
-                    }
-                }
-                let opts = RestoreOptions {
-                    note: Some(&note),
-                    accept_new_writes: force,
-                };
-                crate::restore::run(self.settings, &p, &opts, &mut progress, &signals.interrupt)
-            });
+        let restored = crate::restore::undo_run(
+            self.settings,
+            self.failure,
+            &backup.path,
+            force,
+            seen,
+            &mut progress,
+            &signals.interrupt,
+        );
         progress.finish();
         drop(progress);
         match restored {

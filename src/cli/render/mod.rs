@@ -24,6 +24,24 @@ pub fn error(w: &mut impl Write, e: &Error) -> io::Result<()> {
     Ok(())
 }
 
+/// The `--json` document of a command that ended in an error (README "JSON
+/// output"): what happened, what to do, the exit code, and where (the file,
+/// line and SQLite's message, when the error has them; issue 13).
+pub fn error_document(e: &Error) -> serde_json::Value {
+    let location = e.location();
+    serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "ok": false,
+        "error": e.to_string(),
+        "hint": super::exit::hint(e),
+        "exit_code": super::exit::code_of(e),
+        "kind": e.kind().to_string(),
+        "file": location.map(|(path, _)| path),
+        "line": location.and_then(|(_, line)| line),
+        "message": e.message(),
+    })
+}
+
 /// Prints one JSON document on stdout, with its `schema_version`. A closed
 /// pipe is not an error.
 pub fn json<T: serde::Serialize>(value: &T) -> Result<(), Error> {

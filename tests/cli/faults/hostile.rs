@@ -1,5 +1,5 @@
 //! Hostile migration folders: seeded property tests on the library's parser
-//! (`source::discover` never panics, and every refusal is a list of file
+//! (through the public `backstop::status`: it never panics, and every refusal is a list of file
 //! problems), a smaller sample through the binary (`status`/`up` never panic,
 //! errors start with `error:`, malformed files are exit 3), and one huge
 //! migration file whose peak memory is measured.
@@ -191,6 +191,16 @@ fn write_folder(dir: &Path, files: &[File]) {
     }
 }
 
+/// The library's reading of `migrations` (its public `status`), on a database
+/// that does not exist: it reads the folder and nothing else.
+fn read_only(migrations: &Path) -> backstop::Options {
+    let nowhere = migrations.join("no such folder").join("x.db");
+    backstop::Options::new(
+        nowhere,
+        backstop::Migrations::Folder(migrations.to_path_buf()),
+    )
+}
+
 /// The library's parser on random folders: never panics; an error is a list of
 /// file problems; what it accepts is ordered by version with no duplicates.
 #[test]
@@ -201,17 +211,18 @@ fn discover_never_panics_on_hostile_folders() {
     let result = runner.run(&folder(), |files| {
         let dir = tempfile::tempdir().expect("tempdir");
         write_folder(dir.path(), &files);
-        match backstop::source::discover(dir.path()) {
-            Ok(source) => {
+        match backstop::status(&read_only(dir.path())) {
+            Ok(status) => {
                 accepted.set(accepted.get() + 1);
-                let versions: Vec<_> = source.migrations.iter().map(|m| &m.version).collect();
+                let versions: Vec<_> = status.migrations.iter().map(|m| &m.version).collect();
                 prop_assert!(
                     versions.windows(2).all(|w| w[0] < w[1]),
                     "versions not strictly increasing: {versions:?}"
                 );
             }
-            Err(backstop::Error::Source(problems)) => {
-                prop_assert!(!problems.is_empty());
+            // A refusal names the file (the first of the problems found).
+            Err(e) if e.kind() == backstop::ErrorKind::Refused => {
+                prop_assert!(e.file().is_some(), "a refusal without a file: {e}");
             }
             Err(other) => prop_assert!(false, "unexpected error kind: {other}"),
         }
@@ -237,7 +248,7 @@ fn status_and_up_fail_cleanly_on_hostile_folders() {
     let result = runner.run(&prop_oneof![folder(), plausible()], |files| {
         let s = Sandbox::new();
         write_folder(&s.path().join("migrations"), &files);
-        let malformed = backstop::source::discover(&s.path().join("migrations")).is_err();
+        let malformed = backstop::status(&read_only(&s.path().join("migrations"))).is_err();
         for args in [
             &["status"][..],
             &["up", "--yes", "--on-failure", "keep"][..],
