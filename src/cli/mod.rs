@@ -5,6 +5,7 @@
 mod args;
 mod cmd;
 pub mod exit;
+mod hint;
 mod progress;
 mod prompt;
 mod render;

@@ -18,7 +18,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 pub fn error(w: &mut impl Write, e: &Error) -> io::Result<()> {
     writeln!(w, "{} {e}", style("error:").for_stderr().red().bold())?;
-    if let Some(h) = super::exit::hint(e) {
+    if let Some(h) = super::hint::hint(e) {
         writeln!(w, "{} {h}", style("hint:").for_stderr().cyan().bold())?;
     }
     Ok(())
@@ -33,7 +33,7 @@ pub fn error_document(e: &Error) -> serde_json::Value {
         "schema_version": SCHEMA_VERSION,
         "ok": false,
         "error": e.to_string(),
-        "hint": super::exit::hint(e),
+        "hint": super::hint::hint(e),
         "exit_code": super::exit::code_of(e),
         "kind": e.kind().to_string(),
         "file": location.map(|(path, _)| path),
