@@ -6,6 +6,7 @@ mod args;
 mod cmd;
 pub mod exit;
 mod hint;
+mod lock_wait;
 mod progress;
 mod prompt;
 mod render;
@@ -113,7 +114,7 @@ pub fn run() -> i32 {
             &settings.database,
             settings.busy_timeout,
             &signals.interrupt,
-            Some(progress::notify(&ui, None)),
+            Some(lock_wait::notify(&ui, None)),
             || dispatch(cli.command, &settings, &ui, &signals),
         )
     });

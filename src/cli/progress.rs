@@ -137,6 +137,122 @@ impl Drop for Progress<'_> {
     }
 }
 
+/// What each event draws, one method per kind of moment.
+impl Progress<'_> {
+    /// The overall bar and the current migration's spinner, on a terminal.
+    fn plan_ready(&mut self, pending: usize) {
+        let Some(m) = &self.multi else {
+            if self.ui.verbose {
+                self.line(format!("{pending} migration(s) to apply"));
+            }
+            return;
+        };
+        let overall = m.add(ProgressBar::new(pending as u64));
+        overall.set_style(
+            ProgressStyle::with_template("{prefix:.bold} [{bar:25}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        overall.set_prefix("migrating");
+        let current = m.add(ProgressBar::new_spinner());
+        current.set_style(
+            ProgressStyle::with_template("{spinner} {wide_msg} {elapsed:>4}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        self.overall = Some(overall);
+        self.current = Some(current);
+    }
+
+    fn check_started(&self, check: Check, path: &std::path::Path, bytes: u64) {
+        if bytes >= BAR_BYTES && !self.ui.json {
+            let what = match check {
+                Check::Integrity => "checking the integrity of",
+                Check::Backups => "hashing the backups in",
+            };
+            self.line(format!(
+                "{what} {} ({})…",
+                path.display(),
+                HumanBytes(bytes)
+            ));
+        }
+    }
+
+    fn migration_started(
+        &mut self,
+        index: usize,
+        total: usize,
+        migration: &crate::migration::Migration,
+        direction: Direction,
+    ) {
+        self.direction = direction;
+        let verb = match (self.rehearsal, direction) {
+            (true, _) => "rehearsing",
+            (false, Direction::Up) => "applying",
+            (false, Direction::Down) => "reverting",
+        };
+        if let Some(c) = &self.current {
+            c.reset_elapsed();
+            c.set_message(format!(
+                "[{}/{}] {} {}",
+                index + 1,
+                total,
+                migration.version,
+                migration.name
+            ));
+        } else if self.ui.verbose {
+            self.line(format!("{verb} {} {}", migration.version, migration.name));
+        }
+    }
+
+    fn statement_started(&self, migration: &crate::migration::Migration, line: usize, sql: &str) {
+        let first = sql
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("--"))
+            .unwrap_or("");
+        if let Ok(mut r) = self.running.lock() {
+            *r = format!("{} line {line}", migration.version);
+        }
+        if let Some(c) = &self.current {
+            c.reset_elapsed();
+            c.set_message(format!(
+                "{} {} line {line}: {first}",
+                migration.version, migration.name
+            ));
+        } else if self.ui.verbose {
+            self.line(format!("  {} line {line}: {first}", migration.version));
+        }
+    }
+
+    fn migration_committed(
+        &self,
+        migration: &crate::migration::Migration,
+        duration: Duration,
+        rows: u64,
+    ) {
+        if let Some(o) = &self.overall {
+            o.inc(1);
+        }
+        let lead = if self.multi.is_some() {
+            style("✓").for_stderr().green().to_string()
+        } else {
+            match (self.rehearsal, self.direction) {
+                (true, _) => "rehearsed",
+                (false, Direction::Up) => "applied",
+                (false, Direction::Down) => "reverted",
+            }
+            .into()
+        };
+        self.line(format!(
+            "{lead} {} {} ({}, {} changed)",
+            migration.version,
+            migration.name,
+            ms(duration),
+            crate::cli::cmd::up::plural(rows as usize, "row")
+        ));
+    }
+}
+
 impl Observer for Progress<'_> {
     fn event(&mut self, event: Event<'_>) {
         match event {
@@ -150,28 +266,7 @@ impl Observer for Progress<'_> {
                     self.line(format!("  {d}"));
                 }
             }
-            Event::PlanReady { pending } => {
-                if let Some(m) = &self.multi {
-                    let overall = m.add(ProgressBar::new(pending as u64));
-                    overall.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix:.bold} [{bar:25}] {pos}/{len} {elapsed}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                    );
-                    overall.set_prefix("migrating");
-                    let current = m.add(ProgressBar::new_spinner());
-                    current.set_style(
-                        ProgressStyle::with_template("{spinner} {wide_msg} {elapsed:>4}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
-                    self.overall = Some(overall);
-                    self.current = Some(current);
-                } else if self.ui.verbose {
-                    self.line(format!("{pending} migration(s) to apply"));
-                }
-            }
+            Event::PlanReady { pending } => self.plan_ready(pending),
             Event::BackupStarted { bytes, database } => {
                 self.bytes_bar(bytes, "backing up", database)
             }
@@ -196,72 +291,23 @@ impl Observer for Progress<'_> {
                 }
             }
             Event::RestoreStarted { bytes, backup } => self.bytes_bar(bytes, "restoring", backup),
-            Event::CheckStarted { check, path, bytes } => {
-                if bytes >= BAR_BYTES && !self.ui.json {
-                    let what = match check {
-                        Check::Integrity => "checking the integrity of",
-                        Check::Backups => "hashing the backups in",
-                    };
-                    self.line(format!(
-                        "{what} {} ({})…",
-                        path.display(),
-                        HumanBytes(bytes)
-                    ));
-                }
-            }
+            Event::CheckStarted { check, path, bytes } => self.check_started(check, path, bytes),
             Event::TemporaryRemoved { path } => self.line(format!(
                 "removed {}, a temporary file left by a backstop that was killed",
                 path.display()
             )),
-            Event::LockWait { path } => self.line(wait_line(path)),
+            Event::LockWait { path } => self.line(super::lock_wait::line(path)),
             Event::MigrationStarted {
                 index,
                 total,
                 migration,
                 direction,
-            } => {
-                self.direction = direction;
-                let verb = match (self.rehearsal, direction) {
-                    (true, _) => "rehearsing",
-                    (false, Direction::Up) => "applying",
-                    (false, Direction::Down) => "reverting",
-                };
-                if let Some(c) = &self.current {
-                    c.reset_elapsed();
-                    c.set_message(format!(
-                        "[{}/{}] {} {}",
-                        index + 1,
-                        total,
-                        migration.version,
-                        migration.name
-                    ));
-                } else if self.ui.verbose {
-                    self.line(format!("{verb} {} {}", migration.version, migration.name));
-                }
-            }
+            } => self.migration_started(index, total, migration, direction),
             Event::StatementStarted {
                 migration,
                 line,
                 sql,
-            } => {
-                let first = sql
-                    .lines()
-                    .map(str::trim)
-                    .find(|l| !l.is_empty() && !l.starts_with("--"))
-                    .unwrap_or("");
-                if let Ok(mut r) = self.running.lock() {
-                    *r = format!("{} line {line}", migration.version);
-                }
-                if let Some(c) = &self.current {
-                    c.reset_elapsed();
-                    c.set_message(format!(
-                        "{} {} line {line}: {first}",
-                        migration.version, migration.name
-                    ));
-                } else if self.ui.verbose {
-                    self.line(format!("  {} line {line}: {first}", migration.version));
-                }
-            }
+            } => self.statement_started(migration, line, sql),
             Event::StatementFinished {
                 migration,
                 line,
@@ -279,28 +325,7 @@ impl Observer for Progress<'_> {
                 migration,
                 duration,
                 rows,
-            } => {
-                if let Some(o) = &self.overall {
-                    o.inc(1);
-                }
-                let lead = if self.multi.is_some() {
-                    style("✓").for_stderr().green().to_string()
-                } else {
-                    match (self.rehearsal, self.direction) {
-                        (true, _) => "rehearsed",
-                        (false, Direction::Up) => "applied",
-                        (false, Direction::Down) => "reverted",
-                    }
-                    .into()
-                };
-                self.line(format!(
-                    "{lead} {} {} ({}, {} changed)",
-                    migration.version,
-                    migration.name,
-                    ms(duration),
-                    crate::cli::cmd::up::plural(rows as usize, "row")
-                ));
-            }
+            } => self.migration_committed(migration, duration, rows),
             Event::MigrationFailed { migration, .. } => {
                 if self.multi.is_some() {
                     self.finish();
@@ -355,7 +380,7 @@ impl Observer for Progress<'_> {
     }
 
     fn notify(&self) -> Option<Notify> {
-        Some(notify(self.ui, self.multi.clone()))
+        Some(super::lock_wait::notify(self.ui, self.multi.clone()))
     }
 
     fn interrupt(&self) -> Option<&Interrupt> {
@@ -376,35 +401,6 @@ impl Observer for Progress<'_> {
         )
         .unwrap_or(false)
     }
-}
-
-/// Issue 10: a wait for another program's lock says so, on a terminal and in
-/// plain output alike.
-fn wait_line(path: &std::path::Path) -> String {
-    format!(
-        "waiting for a lock on {}, held by another connection… (Ctrl-C to stop)",
-        path.display()
-    )
-}
-
-/// Renders events that come from inside SQLite's busy handler: above the bars
-/// when there are some, else a plain line on stderr. Also used before any
-/// `Progress` exists (the CLI's outer scope, for read commands).
-pub fn notify(ui: &Ui, multi: Option<MultiProgress>) -> Notify {
-    let quiet = ui.quiet;
-    Arc::new(move |event: &Event<'_>| {
-        if quiet {
-            return;
-        }
-        if let Event::LockWait { path } = event {
-            match &multi {
-                Some(m) => {
-                    let _ = m.println(wait_line(path));
-                }
-                None => eprintln!("{}", wait_line(path)),
-            }
-        }
-    })
 }
 
 /// Migration times in milliseconds with a decimal: most take well under one.
