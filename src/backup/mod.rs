@@ -203,12 +203,17 @@ pub fn manual(
     obs: &mut dyn Observer,
 ) -> Result<BackupInfo> {
     let reason = match label.map(slug) {
-        Some(s) if !s.is_empty() => s,
+        // backstop's own reasons: a label must not make a manual backup pass
+        // for a pre-run one (kept by retention) or a before-restore copy
+        // (skipped by `--latest`).
+        Some(s) if !s.is_empty() && !retention::is_reserved(&s) => s,
         Some(_) => {
             return Err(Error::Setting {
                 setting: "--label",
                 value: label.unwrap_or("").into(),
-                expected: "letters or digits",
+                expected: "letters or digits, not one of backstop's own reasons \
+                           (before-up, before-down, before-repair, before-baseline, \
+                           before-adopt, before-restore)",
             })
         }
         None => "manual".into(),

@@ -82,7 +82,10 @@ pub fn prune(
             room -= 1;
             continue;
         }
-        if super::temporary::in_use(&old.path) {
+        // Only what is provably this database's: the name carries the file
+        // stem only, and a backup whose manifest is gone may be another
+        // database's (`staging/app.db` beside `prod/app.db`).
+        if old.manifest.is_none() || super::temporary::in_use(&old.path) {
             continue;
         }
         // The backup goes first: a manifest without its backup is ignored, a
@@ -95,10 +98,25 @@ pub fn prune(
     Ok(deleted)
 }
 
-/// Backups taken before a command changed the database (`before-up`,
-/// `before-down`, `before-repair`, …), not the safety copy a restore takes.
+/// The reasons of the backups commands take before they change the database
+/// (`before-<command>`); a label such as `before-deploy` is a manual backup.
+pub const PRE_RUN: [&str; 5] = [
+    "before-up",
+    "before-down",
+    "before-repair",
+    "before-baseline",
+    "before-adopt",
+];
+
+/// Backups taken before a command changed the database, not the safety copy
+/// a restore takes.
 pub fn is_pre_run(reason: &str) -> bool {
-    reason.starts_with("before-") && reason != RESTORE_SAFETY
+    PRE_RUN.contains(&reason)
+}
+
+/// Reasons backstop gives its own backups, which a `--label` may not take.
+pub fn is_reserved(reason: &str) -> bool {
+    is_pre_run(reason) || reason == RESTORE_SAFETY
 }
 
 /// The reason of the copy `restore` takes of what it replaces.

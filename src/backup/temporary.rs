@@ -55,8 +55,8 @@ pub(crate) fn temporary_with_mode(
 
 /// Removes the temporaries in `folder` whose writer is provably gone: not
 /// locked, and either their process id no longer runs or they are older than
-/// [`GRACE`]; with them, the `-journal` SQLite left beside one. `only` limits
-/// it to temporaries whose name starts with `.<only>.` (the database folder,
+/// [`GRACE`]; with them, the `-journal`, `-wal` and `-shm` SQLite left
+/// beside one. `only` limits it to temporaries whose name starts with `.<only>.` (the database folder,
 /// which holds other people's files too). Never follows a symlink. Returns
 /// what it removed; best effort, since a leftover must never fail a command.
 pub(crate) fn sweep(folder: &Path, only: Option<&str>) -> Vec<PathBuf> {
@@ -70,17 +70,18 @@ pub(crate) fn sweep(folder: &Path, only: Option<&str>) -> Vec<PathBuf> {
             continue;
         };
         let path = entry.path();
-        let journal = PathBuf::from(format!("{}-journal", path.display()));
-        if name.ends_with("-journal") {
-            // A journal whose temporary is gone belongs to nobody.
-            let base = PathBuf::from(path.to_string_lossy().trim_end_matches("-journal"));
+        if let Some(sidecar) = SIDECARS.iter().find(|s| name.ends_with(*s)) {
+            // A journal, WAL or shm whose temporary is gone belongs to nobody.
+            let base = PathBuf::from(path.to_string_lossy().trim_end_matches(sidecar));
             if fs::symlink_metadata(&base).is_err() && fs::remove_file(&path).is_ok() {
                 removed.push(path);
             }
             continue;
         }
         if abandoned(&path, pid) && fs::remove_file(&path).is_ok() {
-            let _ = fs::remove_file(&journal);
+            for sidecar in SIDECARS {
+                let _ = fs::remove_file(format!("{}{sidecar}", path.display()));
+            }
             removed.push(path);
         }
     }
@@ -90,15 +91,21 @@ pub(crate) fn sweep(folder: &Path, only: Option<&str>) -> Vec<PathBuf> {
     removed
 }
 
+/// What SQLite leaves beside a temporary it writes: the copy of a WAL
+/// database passes through WAL mode on its way back to a rollback journal.
+const SIDECARS: [&str; 3] = ["-journal", "-wal", "-shm"];
+
 /// The writer's process id if `name` is one of our temporaries (or its journal).
 fn temporary_pid(name: &str, only: Option<&str>) -> Option<u32> {
     let rest = name.strip_prefix('.')?;
     if let Some(prefix) = only {
         rest.strip_prefix(prefix)?.strip_prefix('.')?;
     }
-    let stem = rest
-        .strip_suffix(".tmp")
-        .or_else(|| rest.strip_suffix(".tmp-journal"))?;
+    let stem = rest.strip_suffix(".tmp").or_else(|| {
+        SIDECARS
+            .iter()
+            .find_map(|s| rest.strip_suffix(&format!(".tmp{s}")))
+    })?;
     // `<name>.<pid>.<random>`: the pid is the second part from the end.
     let mut parts = stem.rsplit('.');
     let _random = parts.next()?;
@@ -207,6 +214,8 @@ mod tests {
             Some(123)
         );
         assert_eq!(temporary_pid(".a.123.xyz.tmp-journal", None), Some(123));
+        assert_eq!(temporary_pid(".a.123.xyz.tmp-wal", None), Some(123));
+        assert_eq!(temporary_pid(".a.123.xyz.tmp-shm", None), Some(123));
         assert_eq!(
             temporary_pid(".dev.db.restore.9.ab.tmp", Some("dev.db.restore")),
             Some(9)
@@ -226,11 +235,21 @@ mod tests {
         // Left by a process that is gone (pid 0x7fff_fff0 does not run).
         let dead = dir.path().join(".x.sqlite3.2147483632.abcdef.tmp");
         fs::write(&dead, b"half a backup").unwrap();
-        fs::write(
-            dir.path().join(".x.sqlite3.2147483632.abcdef.tmp-journal"),
-            b"j",
-        )
-        .unwrap();
+        let sidecars: Vec<PathBuf> = SIDECARS
+            .iter()
+            .map(|s| {
+                dir.path()
+                    .join(format!(".x.sqlite3.2147483632.abcdef.tmp{s}"))
+            })
+            .collect();
+        for sidecar in &sidecars {
+            fs::write(sidecar, b"j").unwrap();
+        }
+        // A WAL whose temporary is already gone, and one of a live temporary.
+        let orphan = dir.path().join(".z.sqlite3.2147483632.abcdef.tmp-wal");
+        fs::write(&orphan, b"w").unwrap();
+        let live_wal = PathBuf::from(format!("{}-wal", live.path().display()));
+        fs::write(&live_wal, b"w").unwrap();
         // A symlink with a temporary's name is not ours to judge.
         #[cfg(unix)]
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join(".y.2147483632.abcdef.tmp"))
@@ -239,10 +258,11 @@ mod tests {
         assert!(removed.contains(&dead), "{removed:?}");
         assert!(live.path().exists());
         assert!(!dead.exists());
-        assert!(!dir
-            .path()
-            .join(".x.sqlite3.2147483632.abcdef.tmp-journal")
-            .exists());
+        for sidecar in &sidecars {
+            assert!(!sidecar.exists(), "{} left", sidecar.display());
+        }
+        assert!(!orphan.exists());
+        assert!(live_wal.exists(), "the live temporary's WAL was removed");
         assert!(fs::symlink_metadata(dir.path().join(".y.2147483632.abcdef.tmp")).is_ok());
         drop(live);
     }

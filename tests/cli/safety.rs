@@ -395,3 +395,60 @@ fn the_emergency_restore_of_a_wal_database_puts_it_back_in_wal_mode() {
     assert_eq!(mode, "wal");
     assert_eq!(xs(&s.db()), vec!["one"]);
 }
+
+#[test]
+fn a_label_may_not_take_one_of_backstops_own_reasons() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up", "--no-backup"]).code(0);
+    for label in ["before-up", "Before Restore", "before_adopt"] {
+        s.run(&["backup", "--label", label])
+            .code(2)
+            .stderr_has("error:")
+            .stderr_has("--label")
+            .stderr_has("backstop's own reasons");
+    }
+    assert!(s.backups().is_empty(), "{}", s.listing());
+}
+
+/// `before-deploy` is a manual backup: it must not displace the pre-run
+/// backup that retention always keeps.
+#[test]
+fn a_before_something_label_is_not_mistaken_for_a_pre_run_backup() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    let pre_run = with_reason(&s, "before-up").pop().expect("before-up");
+    s.run(&["backup", "--label", "before-deploy"]).code(0);
+    let deploy = with_reason(&s, "before-deploy").pop().expect("labelled");
+    for _ in 0..2 {
+        s.run(&["backup", "--keep", "1"]).code(0);
+    }
+    assert!(pre_run.is_file(), "before-up was pruned:\n{}", s.listing());
+    assert!(!deploy.exists(), "kept beyond --keep:\n{}", s.listing());
+}
+
+/// The name of a backup carries only the file stem; without its manifest,
+/// nothing says it is this database's, so retention leaves it alone.
+#[test]
+fn a_backup_without_its_manifest_is_never_pruned() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    std::fs::create_dir_all(s.path().join("one")).unwrap();
+    std::fs::create_dir_all(s.path().join("two")).unwrap();
+    s.run(&["-d", "two/app.db", "up", "--no-backup"]).code(0);
+    s.run(&["-d", "two/app.db", "backup", "--label", "theirs"])
+        .code(0);
+    let theirs = with_reason(&s, "theirs").pop().expect("two's backup");
+    std::fs::remove_file(theirs.with_extension("json")).expect("remove manifest");
+    s.run(&["-d", "one/app.db", "up", "--no-backup"]).code(0);
+    for _ in 0..3 {
+        s.run(&["-d", "one/app.db", "backup", "--keep", "1"])
+            .code(0);
+    }
+    assert!(
+        theirs.is_file(),
+        "another database's backup was pruned:\n{}",
+        s.listing()
+    );
+}
