@@ -22,6 +22,11 @@ pub(super) fn after_failure(
     let Some(backup) = &failure.backup else {
         return Outcome::Kept;
     };
+    // The first migration failed and rolled back: the database is as the
+    // backup has it, and a restore could only lose what others wrote since.
+    if failure.applied_nothing() {
+        return Outcome::Kept;
+    }
     match policy {
         Policy::Keep | Policy::Refuse => Outcome::Kept,
         // SPEC "Safety properties": nothing without --force discards another

@@ -227,6 +227,28 @@ fn restore_never_undoes_another_programs_writes() {
     assert!(err.to_string().contains("another program wrote"), "{err}");
 }
 
+#[test]
+fn a_run_whose_first_migration_fails_has_nothing_to_restore() {
+    let app = App::new();
+    app.ready_to_fail();
+    std::fs::remove_file(app.migrations().join("2_audit.sql")).unwrap();
+    let mut heard = Recorder::default();
+    let err = migrate(&app.options(Policy::Restore), &mut heard).unwrap_err();
+    let f = err.failure().unwrap();
+    assert!(f.applied.is_empty() && f.rolled_back, "{err}");
+    assert!(matches!(f.outcome, Outcome::Kept), "{:?}", f.outcome);
+    assert!(!heard.0.contains(&"restore".to_owned()), "{:?}", heard.0);
+    let safety_copies = std::fs::read_dir(app.dir.path().join("backups"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().contains(".before-restore.")
+        })
+        .count();
+    assert_eq!(safety_copies, 0, "a safety copy of an unchanged database");
+    assert_eq!(app.applied(), ["1"]);
+}
+
 /// Records what the application hears.
 #[derive(Default)]
 struct Recorder(Vec<String>);

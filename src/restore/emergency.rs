@@ -151,13 +151,16 @@ fn replace_file(
             });
         }
     }
+    // The last moment Ctrl-C may stop it: from here on the stale sidecars go
+    // and the copy takes the name, with nothing in between to leave the
+    // database without its journal but not yet replaced.
+    interrupt.check().map_err(|_| Problem::Interrupted)?;
     for suffix in ["-wal", "-journal", "-shm"] {
         let p = with_suffix(database, suffix);
         if p.exists() {
             fs::remove_file(&p).map_err(io(&p))?;
         }
     }
-    interrupt.check().map_err(|_| Problem::Interrupted)?;
     // Replacing the damaged file is the point here: rename over it.
     tmp.persist(database).map_err(|e| Problem::Io {
         path: database.to_path_buf(),
