@@ -133,7 +133,7 @@ pub enum Error {
     #[error("cannot create {path}: folder {folder} does not exist")]
     NoFolder { path: PathBuf, folder: PathBuf },
 
-    #[error("{path} is read-only or its folder is not writable (SQLite writes a journal beside it): {source}")]
+    #[error("{path} cannot be opened or written by this user, or its folder is not writable (SQLite writes a journal beside it): {source}")]
     ReadOnly {
         path: PathBuf,
         source: rusqlite::Error,
@@ -365,6 +365,12 @@ impl Error {
             }
             _ => Error::Database { path, source },
         }
+    }
+
+    /// SQLite refused a read-only connection because the file needs a
+    /// writer's recovery (a hot journal), not for lack of permission.
+    pub fn needs_recovery(&self) -> bool {
+        matches!(self, Error::ReadOnly { source, .. } if crate::db::needs_recovery(source))
     }
 
     /// A file `new` could not write.

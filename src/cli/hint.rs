@@ -94,7 +94,9 @@ pub fn hint(e: &Error) -> Option<String> {
             .into(),
         Error::NoDatabase { .. } => "check --database, or create it with `backstop up`".into(),
         Error::NoFolder { .. } => "create the folder first, or check --database".into(),
-        Error::ReadOnly { .. } => "make the database file and its folder writable, then retry".into(),
+        Error::ReadOnly { .. } => "run backstop as the user that owns the database (the app's), or give \
+             yourself read and write access to the file and its folder, then retry"
+            .into(),
         Error::Database { .. } => "nothing was changed; check the database file. If it is damaged, \
              `backstop restore` can put a backup in its place (the damaged file is kept)"
             .into(),

@@ -148,7 +148,7 @@ fn connect(path: &Path, flags: OpenFlags, busy: Duration) -> rusqlite::Result<Co
 }
 
 /// A read-only connection met a hot journal (or a WAL needing recovery).
-fn needs_recovery(e: &rusqlite::Error) -> bool {
+pub(crate) fn needs_recovery(e: &rusqlite::Error) -> bool {
     use rusqlite::ffi;
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.extended_code == ffi::SQLITE_READONLY_ROLLBACK

@@ -126,7 +126,7 @@ pub fn preview(settings: &Settings, backup_path: &Path, interrupt: &Interrupt) -
         let manifest = backup::verify(backup_path, &settings.extensions, interrupt)
             .map_err(|problem| restore_error(backup_path, problem))?;
         let layout = crate::project::layout_or_default(settings);
-        let (current, live_runs) = inspect_current(&database, settings, layout, interrupt);
+        let (current, live_runs) = inspect_current(&database, settings, layout, interrupt)?;
         interrupt.check()?;
         let observed = match current {
             Current::Healthy { .. } => fingerprint::read(&database).ok(),
@@ -195,26 +195,32 @@ fn inspect_current(
     settings: &Settings,
     layout: Layout,
     interrupt: &Interrupt,
-) -> (Current, Vec<StoredRun>) {
+) -> Result<(Current, Vec<StoredRun>)> {
     let size = || fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if !path.exists() {
-        return (Current::Missing, Vec::new());
+        return Ok((Current::Missing, Vec::new()));
     }
     let opened = match db::open(path, db::Access::Inspect, settings.busy_timeout) {
         Ok(Some(o)) => o,
-        Ok(None) => return (Current::Missing, Vec::new()),
+        Ok(None) => return Ok((Current::Missing, Vec::new())),
         Err(Error::Locked { .. }) => {
             let current = Current::Healthy {
                 newest_version: None,
                 size: size(),
             };
-            return (current, Vec::new());
+            return Ok((current, Vec::new()));
         }
+        // Not ours to read or write (the app's file, another user's folder):
+        // unavailable, not damaged, or the emergency path would replace a
+        // healthy database it merely cannot open. A hot journal a read-only
+        // connection may not roll back is a crash's leftover, kept with the
+        // damaged copy.
+        Err(e @ Error::ReadOnly { .. }) if !e.needs_recovery() => return Err(e),
         Err(e) => {
             let current = Current::Damaged {
                 detail: e.to_string(),
             };
-            return (current, Vec::new());
+            return Ok((current, Vec::new()));
         }
     };
     interrupt.stop_on(&opened.conn);
@@ -227,7 +233,7 @@ fn inspect_current(
     if let Err(Problem::Check { detail, .. }) = backup::quick_check(&opened.conn, path) {
         let unknown = detail.contains("function") || detail.contains("no such module");
         if loaded || !unknown {
-            return (Current::Damaged { detail }, runs);
+            return Ok((Current::Damaged { detail }, runs));
         }
     }
     let newest_version = history::applied(&opened.conn, layout)
@@ -237,7 +243,7 @@ fn inspect_current(
         newest_version,
         size: size(),
     };
-    (current, runs)
+    Ok((current, runs))
 }
 
 /// Restores `preview.backup` over the live database. Nothing is replaced
@@ -274,7 +280,7 @@ fn run_within(
         duration_ms: 0,
     };
     let layout = crate::project::layout_or_default(settings);
-    let (current, live_runs) = inspect_current(database, settings, layout, interrupt);
+    let (current, live_runs) = inspect_current(database, settings, layout, interrupt)?;
     interrupt.check()?;
     let later = history::runs_after(live_runs, &backup_runs(&preview.backup));
     match current {

@@ -313,6 +313,24 @@ fn a_temporary_being_written_is_never_removed() {
     assert!(temporaries(&s).is_empty());
 }
 
+/// Any user: the mode of the file it replaces (here 0640), on both paths.
+#[test]
+fn restore_keeps_the_mode_of_the_file_it_replaces() {
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    s.run(&["backup", "--label", "snap"]).code(0);
+    std::fs::set_permissions(s.db(), std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    add(&s, "later");
+    s.run(&["restore", "--latest", "--yes"]).code(0);
+    assert_eq!(mode(&s.db()), 0o640, "normal path");
+    std::fs::write(s.db(), b"not a database".repeat(300)).expect("damage");
+    std::fs::set_permissions(s.db(), std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    s.run(&["restore", "--latest", "--yes"]).code(0);
+    assert_eq!(mode(&s.db()), 0o640, "emergency path");
+    assert_eq!(xs(&s.db()), vec!["one"]);
+}
+
 /// Root only: the database belongs to another user (the app's), mode 0664.
 #[test]
 fn restore_keeps_the_owner_group_and_mode_of_the_file_it_replaces() {
@@ -451,4 +469,76 @@ fn a_backup_without_its_manifest_is_never_pruned() {
         "another database's backup was pruned:\n{}",
         s.listing()
     );
+}
+
+/// Root only: the app's database, which the user running `restore` (here
+/// `nobody`) may not open, is unavailable (exit 4), never taken for damaged
+/// and replaced.
+#[test]
+fn a_database_the_user_cannot_open_is_unavailable_not_damaged() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run backstop as another user");
+        return;
+    }
+    let s = Sandbox::new();
+    s.migration("1_a.sql", A);
+    s.run(&["up"]).code(0);
+    s.run(&["backup", "--label", "snap"]).code(0);
+    let nobody = 65534;
+    // The user owns the project and its backups; the database is the app's.
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for entry in walk(s.path()) {
+        if entry != s.db() {
+            std::os::unix::fs::lchown(&entry, Some(nobody), Some(nobody)).expect("chown");
+        }
+    }
+    std::fs::set_permissions(s.db(), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let before = file_hash(&s.db());
+    let out = match s
+        .command(&["restore", "--latest", "--yes"])
+        .uid(nobody)
+        .gid(nobody)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: cannot run backstop as nobody: {e}");
+            return;
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("error:") && stderr.contains("dev.db"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("damaged"), "{stderr}");
+    assert!(
+        stderr.contains("run backstop as the user that owns"),
+        "{stderr}"
+    );
+    assert_eq!(
+        file_hash(&s.db()),
+        before,
+        "the app's database was replaced"
+    );
+    assert!(
+        !s.backup_files().iter().any(|n| n.contains(".damaged")),
+        "{}",
+        s.listing()
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
 }
