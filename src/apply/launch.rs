@@ -26,8 +26,9 @@ use crate::source::{FileError, FileErrorKind};
 const PROBE: &str = r#"
 import json, sys
 import sqlite3
+job = json.loads(sys.stdin.read())
 errors = []
-for path in json.load(sys.stdin):
+for path in job["files"]:
     try:
         with open(path, "rb") as f:
             compile(f.read(), path, "exec", dont_inherit=True)
@@ -35,7 +36,22 @@ for path in json.load(sys.stdin):
         errors.append({"path": path, "line": e.lineno, "message": "%s: %s" % (type(e).__name__, e.msg)})
     except (ValueError, OSError) as e:
         errors.append({"path": path, "line": None, "message": str(e)})
-json.dump({"version": list(sys.version_info[:3]), "sqlite": sqlite3.sqlite_version, "errors": errors}, sys.stdout)
+extension = None
+if job["extensions"]:
+    conn = sqlite3.connect(":memory:")
+    if not hasattr(conn, "enable_load_extension"):
+        extension = {"path": None, "message": "its sqlite3 module was built without extension loading"}
+    else:
+        conn.enable_load_extension(True)
+        for path in job["extensions"]:
+            try:
+                conn.load_extension(path)
+            except sqlite3.Error as e:
+                extension = {"path": path, "message": str(e)}
+                break
+out = {"version": list(sys.version_info[:3]), "sqlite": sqlite3.sqlite_version, "errors": errors}
+out["extension"] = extension
+json.dump(out, sys.stdout)
 "#;
 
 /// Everything a child process of this run is started with.
@@ -47,6 +63,9 @@ pub(crate) struct Launch {
     database: PathBuf,
     database_env: Vec<String>,
     pub busy: Duration,
+    /// Loaded by the module runner on its connection, as on backstop's own
+    /// (absolute: the runner starts in the project folder).
+    pub extensions: Vec<PathBuf>,
 }
 
 impl Launch {
@@ -63,6 +82,7 @@ impl Launch {
             database: settings.database.clone(),
             database_env: settings.database_env.clone(),
             busy: settings.busy_timeout,
+            extensions: settings.extensions.iter().map(|p| absolute(p)).collect(),
             cwd,
         };
         let python_files: Vec<&Path> = steps
@@ -73,7 +93,9 @@ impl Launch {
             .collect();
         if !python_files.is_empty() {
             let python = launch.interpreter(settings);
-            launch.check(&python, &python_files)?;
+            // Scripts open their own connections; only modules get ours.
+            let modules = steps.iter().any(|(m, _)| m.kind == Kind::Module);
+            launch.check(&python, &python_files, modules)?;
             launch.python = Some(python);
         }
         Ok(launch)
@@ -98,7 +120,7 @@ impl Launch {
         }
     }
 
-    fn check(&self, python: &Path, files: &[&Path]) -> Result<()> {
+    fn check(&self, python: &Path, files: &[&Path], modules: bool) -> Result<()> {
         let bad = |problem: String| Error::Interpreter {
             python: python.to_path_buf(),
             problem,
@@ -115,9 +137,11 @@ impl Launch {
                 _ => bad(format!("cannot be started: {e}")),
             })?;
         let list: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+        let extensions: &[PathBuf] = if modules { &self.extensions } else { &[] };
+        let job = serde_json::json!({ "files": list, "extensions": extensions });
         if let Some(mut stdin) = child.stdin.take() {
             use std::io::Write;
-            let _ = stdin.write_all(serde_json::to_string(&list).unwrap_or_default().as_bytes());
+            let _ = stdin.write_all(job.to_string().as_bytes());
         }
         let out = child
             .wait_with_output()
@@ -127,6 +151,12 @@ impl Launch {
             version: Vec<u32>,
             sqlite: String,
             errors: Vec<Compile>,
+            extension: Option<Unloadable>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Unloadable {
+            path: Option<PathBuf>,
+            message: String,
         }
         #[derive(serde::Deserialize)]
         struct Compile {
@@ -165,6 +195,23 @@ impl Launch {
                 "its sqlite3 module uses SQLite {}, and backstop needs 3.16 or newer",
                 probe.sqlite
             )));
+        }
+        if let Some(e) = probe.extension {
+            return Err(bad(match e.path {
+                Some(path) => format!(
+                    "its sqlite3 module cannot load the extension {} ({}), which the Python \
+                     migrations run with, as every connection backstop opens",
+                    path.display(),
+                    e.message
+                ),
+                None => format!(
+                    "{}, and the Python migrations run with the configured extensions; \
+                     point --python or `python` at an interpreter that can load them (the \
+                     system's /usr/bin/python3 usually can; pyenv builds need \
+                     PYTHON_CONFIGURE_OPTS=--enable-loadable-sqlite-extensions)",
+                    e.message
+                ),
+            }));
         }
         if probe.errors.is_empty() {
             return Ok(());

@@ -92,6 +92,7 @@ pub(super) fn lock(
         "database": launch.database(),
         "busy_ms": launch.busy.as_millis() as u64,
         "foreign_keys": section.options.foreign_keys,
+        "extensions": launch.extensions,
     });
     if child.send(&job.to_string()).is_err() {
         let status = child.wait(m, obs, interrupt);

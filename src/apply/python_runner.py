@@ -186,6 +186,16 @@ def main():
     signal.signal(signal.SIGINT, on_sigint)
     job = json.loads(sys.stdin.readline())
     conn = sqlite3.connect(job["database"], timeout=job["busy_ms"] / 1000.0, isolation_level=None)
+    if job["extensions"]:
+        # As on every connection backstop opens (checked before the run);
+        # loading is switched off again so the module cannot load more.
+        conn.enable_load_extension(True)
+        for path in job["extensions"]:
+            try:
+                conn.load_extension(path)
+            except sqlite3.Error as e:
+                return fail(conn, None, "runner", "cannot load the extension %s: %s" % (path, e))
+        conn.enable_load_extension(False)
     conn.execute("PRAGMA foreign_keys = %s" % ("ON" if job["foreign_keys"] else "OFF"))
     try:
         conn.execute("BEGIN IMMEDIATE")

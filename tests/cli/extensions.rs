@@ -194,3 +194,97 @@ fn the_schema_check_of_baseline_replays_with_the_extension_loaded() {
         .code(0)
         .stderr_has("schema matches");
 }
+
+/// A Python module runs on a connection with the configured extensions, as
+/// SQL does: its insert passes the extension's CHECK, and its own call to
+/// `load_extension` is refused (loading is on only while backstop loads).
+#[test]
+fn a_python_module_runs_with_the_extensions_loaded() {
+    let Some(ext) = extension() else { return };
+    let Some(python) = python_loading_extensions() else {
+        return;
+    };
+    let ext = ext.to_string_lossy().into_owned();
+    let s = Sandbox::new();
+    s.migration("1_embedding.sql", VEC);
+    s.migration(
+        "2_more.py",
+        "def up(conn):\n    conn.execute(\"INSERT INTO embedding (v) VALUES (x'05060708')\")\n    \
+         n = conn.execute('SELECT bs_len(v) FROM embedding WHERE id = 2').fetchone()[0]\n    \
+         print('length', n)\n",
+    );
+    s.write(
+        "backstop.toml",
+        format!("extensions = [{ext:?}]\npython = {python:?}\n"),
+    );
+    s.run(&["up"]).code(0).stderr_has("length 4");
+    assert_eq!(s.applied(), vec![1, 2]);
+    s.migration(
+        "3_load.py",
+        "def up(conn):\n    conn.load_extension('/no/such/thing')\n",
+    );
+    s.run(&["up"]).code(1).stderr_has("not authorized");
+}
+
+/// A Python whose sqlite3 cannot load extensions (a pyenv build without
+/// `--enable-loadable-sqlite-extensions`) is refused before anything runs.
+#[test]
+fn a_python_that_cannot_load_extensions_is_refused_before_anything_runs() {
+    let Some(ext) = extension() else { return };
+    if !crate::executables::python() {
+        return;
+    }
+    let ext = ext.to_string_lossy().into_owned();
+    let s = Sandbox::new();
+    s.migration("1_embedding.sql", VEC);
+    s.run(&["up", "--load-extension", &ext]).code(0);
+    s.migration("2_more.py", "def up(conn):\n    pass\n");
+    // What such a build looks like from Python: no enable_load_extension.
+    s.write(
+        "site/sitecustomize.py",
+        "import sqlite3\n\
+         class Plain(sqlite3.Connection):\n    \
+         def __getattribute__(self, name):\n        \
+         if name == 'enable_load_extension':\n            raise AttributeError(name)\n        \
+         return super().__getattribute__(name)\n\
+         _connect = sqlite3.connect\n\
+         sqlite3.connect = lambda *a, **k: _connect(*a, factory=Plain, **k)\n",
+    );
+    let site = s.path().join("site");
+    s.write(
+        "python",
+        format!(
+            "#!/bin/sh\nPYTHONPATH={} exec python3 \"$@\"\n",
+            site.display()
+        ),
+    );
+    std::fs::set_permissions(
+        s.path().join("python"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let db = file_hash(&s.db());
+    s.refuses(&["up", "--load-extension", &ext, "--python", "./python"], 3)
+        .stderr_has("built without extension loading")
+        .stderr_has("python");
+    assert_eq!(file_hash(&s.db()), db);
+    assert_eq!(s.applied(), vec![1]);
+}
+
+/// A Python here whose sqlite3 can load extensions (pyenv's often cannot),
+/// or None and a message.
+fn python_loading_extensions() -> Option<String> {
+    let probe = "import sqlite3; sqlite3.connect(':memory:').enable_load_extension(True)";
+    let found = ["python3", "/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", probe])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    if found.is_none() {
+        eprintln!("skipped: no python3 here can load SQLite extensions");
+    }
+    found.map(str::to_owned)
+}
