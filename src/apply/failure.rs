@@ -24,6 +24,9 @@ pub enum Cause {
     ForeignKeys {
         violations: Vec<Violation>,
         total: usize,
+        /// Orphans that were there before the migration are left out; false
+        /// when that state could not be read, so every orphan counts.
+        compared: bool,
     },
     Interrupted,
     /// Another connection held a lock past the busy timeout (a reader's open
@@ -231,7 +234,11 @@ impl fmt::Display for RunFailure {
                 self.database.display(),
                 self.fate()
             ),
-            Cause::ForeignKeys { violations, total } => {
+            Cause::ForeignKeys {
+                violations,
+                total,
+                compared,
+            } => {
                 write!(
                     f,
                     "{}: migration {} left {total} row(s) whose parent is missing; {}",
@@ -246,6 +253,14 @@ impl fmt::Display for RunFailure {
                         }
                         None => write!(f, "\n  {} → missing {}", v.table, v.parent)?,
                     }
+                }
+                if !compared {
+                    write!(
+                        f,
+                        "\n  (the database as it was before this migration could not be read, so \
+                         rows that were orphaned already count too; with a backup (no \
+                         --no-backup) backstop compares with it)"
+                    )?;
                 }
                 write!(
                     f,

@@ -2,13 +2,117 @@
 //! enforcement is off while migrations run, so `PRAGMA foreign_key_check` on
 //! the tables the migration touched, and on the tables whose foreign keys
 //! point at them (deleting a parent orphans children), catches what it broke.
+//!
+//! Only what the migration *introduced* fails it. An app that never switched
+//! enforcement on often has orphans already; a migration that merely touches
+//! such a table must not be blamed for them. So when the check finds rows, the
+//! same check runs on the state before the migration: a read-only connection
+//! to the database sees its last commit (the migration's transaction is not
+//! committed yet); where that read is blocked (a rollback-journal writer that
+//! spilled its cache holds the exclusive lock) or the section ran without a
+//! transaction, the pre-run backup. Without either, every row counts as new.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
 use super::Violation;
+use crate::migration::Migration;
 
+/// The orphans found on the checked tables, by (child table, parent table).
+#[derive(Debug, Default)]
+pub(super) struct Orphans {
+    tables: Vec<String>,
+    rows: HashMap<(String, String), Rows>,
+}
+
+#[derive(Debug, Default)]
+struct Rows {
+    rowids: HashSet<i64>,
+    /// WITHOUT ROWID tables report no rowid: only their count compares.
+    unnamed: usize,
+}
+
+/// What a migration did to foreign keys: the violations it introduced (the
+/// first ten, and their total) and how many orphans were there before it.
+#[derive(Debug, Default)]
+pub(super) struct Verdict {
+    pub violations: Vec<Violation>,
+    pub total: usize,
+    pub preexisting: usize,
+}
+
+impl Orphans {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Compares with `before` (the same tables, before the migration); with
+    /// no `before`, every orphan is the migration's.
+    pub fn since(&self, before: Option<&Orphans>) -> Verdict {
+        let mut verdict = Verdict::default();
+        let mut keys: Vec<_> = self.rows.keys().collect();
+        keys.sort();
+        for key @ (table, parent) in keys {
+            let now = &self.rows[key];
+            let then = before.and_then(|b| b.rows.get(key));
+            let mut rowids: Vec<i64> = now
+                .rowids
+                .iter()
+                .filter(|id| !then.is_some_and(|t| t.rowids.contains(id)))
+                .copied()
+                .collect();
+            rowids.sort_unstable();
+            let unnamed = now.unnamed.saturating_sub(then.map_or(0, |t| t.unnamed));
+            verdict.preexisting += now.rowids.len() + now.unnamed - rowids.len() - unnamed;
+            verdict.total += rowids.len() + unnamed;
+            let named = rowids.into_iter().map(Some);
+            for rowid in named.chain(std::iter::repeat_n(None, unnamed)) {
+                if verdict.violations.len() < 10 {
+                    verdict.violations.push(Violation {
+                        table: table.clone(),
+                        rowid,
+                        parent: parent.clone(),
+                    });
+                }
+            }
+        }
+        verdict
+    }
+
+    /// The same check on the state before the migration (see the module
+    /// docs); None when no such state can be read.
+    pub fn before(
+        &self,
+        live: &Connection,
+        transactional: bool,
+        backup: Option<&Path>,
+    ) -> Option<Orphans> {
+        let committed = transactional
+            .then(|| live.path().map(Path::new))
+            .flatten()
+            .and_then(|path| self.read_at(path));
+        committed.or_else(|| self.read_at(backup?))
+    }
+
+    fn read_at(&self, path: &Path) -> Option<Orphans> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).ok()?;
+        // Never wait: the lock that blocks this read is the migration's own.
+        conn.busy_timeout(std::time::Duration::ZERO).ok()?;
+        // A table the migration created had no orphans before it.
+        let mut exists = conn
+            .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND lower(name) = ?1")
+            .ok()?;
+        let tables: BTreeSet<&String> = self
+            .tables
+            .iter()
+            .filter(|t| exists.exists([t]).unwrap_or(false))
+            .collect();
+        orphans(&conn, tables).ok()
+    }
+}
 /// child table → the tables its foreign keys reference (lowercase), built once
 /// per run and refreshed for the tables each migration touches.
 #[derive(Default)]
@@ -17,15 +121,15 @@ pub(super) struct ForeignKeys {
 }
 
 impl ForeignKeys {
-    /// Violations (the first ten) and their total, on `touched` and their children.
+    /// The orphans on `touched` and their children.
     pub fn check(
         &mut self,
         conn: &Connection,
         touched: &BTreeSet<String>,
         altered: bool,
-    ) -> rusqlite::Result<(Vec<Violation>, usize)> {
+    ) -> rusqlite::Result<Orphans> {
         if touched.is_empty() {
-            return Ok((Vec::new(), 0));
+            return Ok(Orphans::default());
         }
         // A rename rewrites other tables' references, so rebuild the whole map
         // then; otherwise refresh only the touched tables (cheap per migration).
@@ -47,27 +151,41 @@ impl ForeignKeys {
                 check.insert(child);
             }
         }
-        let mut violations = Vec::new();
-        let mut total = 0;
-        let mut stmt =
-            conn.prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check(?1)")?;
-        for table in check {
-            let rows = stmt.query_map([&table], |r| {
-                Ok(Violation {
-                    table: r.get(0)?,
-                    rowid: r.get(1)?,
-                    parent: r.get(2)?,
-                })
-            })?;
-            for v in rows {
-                total += 1;
-                if violations.len() < 10 {
-                    violations.push(v?);
+        orphans(conn, check)
+    }
+}
+
+/// The warning for a migration that committed beside orphans it did not make.
+pub(super) fn left_alone(m: &Migration, preexisting: usize) -> String {
+    format!(
+        "{}: {preexisting} row(s) in the tables it touched already pointed at missing parents \
+         before it ran; they are left as they are (`backstop verify` lists them)",
+        m.path.display()
+    )
+}
+
+/// `PRAGMA foreign_key_check` on `tables`.
+fn orphans(conn: &Connection, tables: BTreeSet<&String>) -> rusqlite::Result<Orphans> {
+    let mut found = Orphans {
+        tables: tables.iter().map(|t| t.to_string()).collect(),
+        rows: HashMap::new(),
+    };
+    let mut stmt =
+        conn.prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check(?1)")?;
+    for table in tables {
+        let mut rows = stmt.query([table])?;
+        while let Some(row) = rows.next()? {
+            let key = (row.get::<_, String>(0)?, row.get::<_, String>(2)?);
+            let entry = found.rows.entry(key).or_default();
+            match row.get::<_, Option<i64>>(1)? {
+                Some(id) => {
+                    entry.rowids.insert(id);
                 }
+                None => entry.unnamed += 1,
             }
         }
-        Ok((violations, total))
     }
+    Ok(found)
 }
 
 /// child table → the tables its foreign keys reference (lowercase). Tables

@@ -28,7 +28,7 @@ use super::runner::{Failed, Step};
 use super::{Cause, Violation};
 use crate::history::{self, Statement};
 use crate::migration::{Migration, Section};
-use crate::observe::{Interrupt, Observer, OutputLine};
+use crate::observe::{Event, Interrupt, Observer, OutputLine};
 
 const RUNNER: &str = include_str!("python_runner.py");
 
@@ -60,6 +60,15 @@ struct Message {
     duration_us: u64,
     rows_changed: u64,
     returned: HashMap<String, i64>,
+    preexisting_orphans: usize,
+    compared: bool,
+}
+
+/// What a locked runner is told to go on with: the tracking statements, and
+/// the pre-run backup.
+pub(super) struct Go<'a> {
+    pub statements: Vec<Statement>,
+    pub backup: Option<&'a str>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -117,7 +126,7 @@ pub(super) fn lock(
 /// judges a runner that ended without an answer.
 pub(super) fn finish(
     mut held: Held,
-    statements: Vec<Statement>,
+    go: Go<'_>,
     conn: &Connection,
     m: &Migration,
     step: Step,
@@ -136,7 +145,11 @@ pub(super) fn finish(
         };
         return (Err(stop), child.take_output());
     }
-    let go = serde_json::json!({ "go": true, "statements": statements });
+    // The backup is the foreign-key check's fallback for the state before.
+    let backup = go
+        .backup
+        .map(|b| std::path::absolute(b).unwrap_or_else(|_| b.into()));
+    let go = serde_json::json!({ "go": true, "statements": go.statements, "backup": backup });
     let sent = child.send(&go.to_string());
     // Nothing more to say: a module that reads stdin gets EOF, not a hang.
     child.close_stdin();
@@ -151,11 +164,18 @@ pub(super) fn finish(
     // takes the lock again.
     let status = child.wait(m, obs, interrupt);
     let result = match answer.as_deref().map(|t| (t, parse(t))) {
-        Some((_, Some(msg))) if msg.event == "done" => Ok(Done {
-            duration: Duration::from_micros(msg.duration_us),
-            rows: msg.rows_changed,
-            run_id: msg.returned.get("run_id").copied(),
-        }),
+        Some((_, Some(msg))) if msg.event == "done" => {
+            if msg.preexisting_orphans > 0 {
+                obs.event(Event::Warning {
+                    message: &super::foreign_keys::left_alone(m, msg.preexisting_orphans),
+                });
+            }
+            Ok(Done {
+                duration: Duration::from_micros(msg.duration_us),
+                rows: msg.rows_changed,
+                run_id: msg.returned.get("run_id").copied(),
+            })
+        }
         Some((_, Some(msg))) if msg.event == "failed" => Err(failed_of(child, msg)),
         Some((text, _)) => Err(garbled(child, text).0),
         None => Err(lost(child, status).0),
@@ -210,6 +230,7 @@ fn failed_of(child: &Child, msg: Message) -> Failed {
                 })
                 .collect(),
             total: msg.total,
+            compared: msg.compared,
         },
         _ => Cause::Module {
             message: msg.message,

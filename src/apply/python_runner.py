@@ -28,6 +28,7 @@ import sqlite3
 import sys
 import time
 import traceback
+import urllib.parse
 
 os.set_inheritable(3, False)  # not for what the module starts
 MESSAGES = os.fdopen(3, "w")
@@ -103,10 +104,11 @@ def fail(conn, guard, cause, message, **more):
 
 
 def foreign_key_check(conn, touched):
-    """Violations (the first ten) and their total, on the touched tables and
-    the tables whose foreign keys point at them (as src/apply/foreign_keys.rs)."""
+    """The tables checked (the touched ones and the tables whose foreign keys
+    point at them, as src/apply/foreign_keys.rs) and their orphans, as
+    {(table, parent): (set of rowids, count without rowid)}."""
     if not touched:
-        return [], 0
+        return [], {}
     graph = {}
     for child, parent in conn.execute(
         "SELECT lower(m.name), lower(f.\"table\") FROM sqlite_master m,"
@@ -114,14 +116,57 @@ def foreign_key_check(conn, touched):
     ):
         graph.setdefault(child, []).append(parent)
     check = sorted(c for c, ps in graph.items() if c in touched or any(p in touched for p in ps))
-    violations, total = [], 0
-    for name in check:
+    return check, orphans(conn, check)
+
+
+def orphans(conn, tables):
+    found = {}
+    for name in tables:
         rows = conn.execute('SELECT "table", rowid, parent FROM pragma_foreign_key_check(?)', (name,))
         for table, rowid, parent in rows:
-            total += 1
+            rowids, unnamed = found.setdefault((table, parent), (set(), [0]))
+            if rowid is None:
+                unnamed[0] += 1
+            else:
+                rowids.add(rowid)
+    return found
+
+
+def orphans_before(tables, paths):
+    """The same check on the state before the module: the database's last
+    commit (this transaction is not committed yet), else the pre-run backup;
+    None when neither can be read (every orphan then counts as new)."""
+    for path in paths:
+        if not path:
+            continue
+        try:
+            uri = "file:%s?mode=ro" % urllib.parse.quote(path)
+            before = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
+            try:
+                exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND lower(name) = ?"
+                present = [t for t in tables if before.execute(exists, (t,)).fetchone()]
+                return orphans(before, present)
+            finally:
+                before.close()
+        except sqlite3.Error:
+            continue
+    return None
+
+
+def introduced(found, before):
+    """The orphans the module made (the first ten), their total, and how many
+    were there before it."""
+    violations, total, preexisting = [], 0, 0
+    for (table, parent), (rowids, unnamed) in sorted(found.items()):
+        then_ids, then_unnamed = (before or {}).get((table, parent), (set(), [0]))
+        new_ids = sorted(rowids - then_ids)
+        new_unnamed = max(0, unnamed[0] - then_unnamed[0])
+        preexisting += len(rowids) + unnamed[0] - len(new_ids) - new_unnamed
+        total += len(new_ids) + new_unnamed
+        for rowid in new_ids + [None] * new_unnamed:
             if len(violations) < 10:
                 violations.append({"table": table, "rowid": rowid, "parent": parent})
-    return violations, total
+    return violations, total, preexisting
 
 
 def own_transaction(guard, function):
@@ -223,10 +268,22 @@ def main():
     conn.text_factory = str
     rows = conn.total_changes - changes
     try:
+        preexisting = 0
         if not job["foreign_keys"]:
-            violations, total = foreign_key_check(conn, guard.touched)
-            if total:
-                return fail(conn, guard, "foreign-keys", "foreign keys", violations=violations, total=total)
+            tables, found = foreign_key_check(conn, guard.touched)
+            if found:
+                before = orphans_before(tables, [job["database"], go.get("backup")])
+                violations, total, preexisting = introduced(found, before)
+                if total:
+                    return fail(
+                        conn,
+                        guard,
+                        "foreign-keys",
+                        "foreign keys",
+                        violations=violations,
+                        total=total,
+                        compared=before is not None,
+                    )
         seconds = time.monotonic() - started
         values = {"duration_ms": int(seconds * 1000), "rows_changed": rows}
         returned = {}
@@ -247,7 +304,13 @@ def main():
             return fail(conn, guard, "interrupted", "interrupted")
         cause = "locked" if "locked" in str(e) or "busy" in str(e) else "sql"
         return fail(conn, guard, cause, str(e))
-    send(event="done", duration_us=int(seconds * 1e6), rows_changed=rows, returned=returned)
+    send(
+        event="done",
+        duration_us=int(seconds * 1e6),
+        rows_changed=rows,
+        returned=returned,
+        preexisting_orphans=preexisting,
+    )
 
 
 if __name__ == "__main__":

@@ -3,12 +3,13 @@
 //! transaction. `watch` guards and times the statements; `execute` decides
 //! what runs and in which order.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::hooks::{AuthContext, Authorization};
 use rusqlite::Connection;
 
-use super::foreign_keys::ForeignKeys;
+use super::foreign_keys::{self, ForeignKeys};
 use super::watch::Watch;
 use super::Cause;
 use crate::db::Schema;
@@ -212,14 +213,26 @@ impl<'c> Runner<'c> {
         let rows = self.conn.total_changes().saturating_sub(changes_before);
         if !section.options.foreign_keys {
             let (touched, altered) = self.watch.touched();
-            let (violations, total) = self
+            let found = self
                 .foreign_keys
                 .check(self.conn, &touched, altered)
                 .map_err(|e| sql_err(first_line, e))?;
-            if total > 0 {
-                return Err(Failed {
-                    line: first_line,
-                    cause: Cause::ForeignKeys { violations, total },
+            if !found.is_empty() {
+                let backup = run.backup.map(Path::new);
+                let before = found.before(self.conn, transactional, backup);
+                let verdict = found.since(before.as_ref());
+                if verdict.total > 0 {
+                    return Err(Failed {
+                        line: first_line,
+                        cause: Cause::ForeignKeys {
+                            violations: verdict.violations,
+                            total: verdict.total,
+                            compared: before.is_some(),
+                        },
+                    });
+                }
+                obs.event(Event::Warning {
+                    message: &foreign_keys::left_alone(m, verdict.preexisting),
                 });
             }
         }

@@ -110,8 +110,11 @@ impl<'a> Stepper<'a> {
             Step::Up => Change::Record(m),
             Step::Down => Change::Unrecord(&m.version),
         };
-        let statements = history::statements_elsewhere(change, run.id, &run.start());
-        let (result, output) = python::finish(held, statements, conn, m, step, obs, self.interrupt);
+        let go = python::Go {
+            statements: history::statements_elsewhere(change, run.id, &run.start()),
+            backup: run.backup,
+        };
+        let (result, output) = python::finish(held, go, conn, m, step, obs, self.interrupt);
         self.writers
             .after_child(version(conn), Kind::Module, result.is_ok());
         let result = result.map(|done| {

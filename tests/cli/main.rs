@@ -12,6 +12,7 @@ mod extensions;
 mod faults;
 mod interrupts;
 mod layouts;
+mod orphans;
 mod output;
 mod preflight;
 mod safety;
