@@ -17,12 +17,12 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::Violation;
+use super::{Cause, Violation};
 use crate::migration::Migration;
 
 /// The orphans found on the checked tables, by (child table, parent table).
 #[derive(Debug, Default)]
-pub(super) struct Orphans {
+struct Orphans {
     tables: Vec<String>,
     rows: HashMap<(String, String), Rows>,
 }
@@ -34,23 +34,32 @@ struct Rows {
     unnamed: usize,
 }
 
+/// The check's answer for one migration.
+pub(super) enum Judged {
+    Clean,
+    /// It left orphans of its own: the failure's cause.
+    Introduced(Cause),
+    /// Only orphans that were there before it (how many).
+    OnlyOld(usize),
+}
+
 /// What a migration did to foreign keys: the violations it introduced (the
 /// first ten, and their total) and how many orphans were there before it.
 #[derive(Debug, Default)]
-pub(super) struct Verdict {
-    pub violations: Vec<Violation>,
-    pub total: usize,
-    pub preexisting: usize,
+struct Verdict {
+    violations: Vec<Violation>,
+    total: usize,
+    preexisting: usize,
 }
 
 impl Orphans {
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
     /// Compares with `before` (the same tables, before the migration); with
     /// no `before`, every orphan is the migration's.
-    pub fn since(&self, before: Option<&Orphans>) -> Verdict {
+    fn since(&self, before: Option<&Orphans>) -> Verdict {
         let mut verdict = Verdict::default();
         let mut keys: Vec<_> = self.rows.keys().collect();
         keys.sort();
@@ -83,7 +92,7 @@ impl Orphans {
 
     /// The same check on the state before the migration (see the module
     /// docs); None when no such state can be read.
-    pub fn before(
+    fn before(
         &self,
         live: &Connection,
         transactional: bool,
@@ -121,8 +130,34 @@ pub(super) struct ForeignKeys {
 }
 
 impl ForeignKeys {
+    /// Whether the migration that touched `touched` left orphans of its own.
+    pub fn judge(
+        &mut self,
+        conn: &Connection,
+        touched: &BTreeSet<String>,
+        altered: bool,
+        transactional: bool,
+        backup: Option<&Path>,
+    ) -> rusqlite::Result<Judged> {
+        let found = self.check(conn, touched, altered)?;
+        if found.is_empty() {
+            return Ok(Judged::Clean);
+        }
+        let before = found.before(conn, transactional, backup);
+        let verdict = found.since(before.as_ref());
+        Ok(if verdict.total > 0 {
+            Judged::Introduced(Cause::ForeignKeys {
+                violations: verdict.violations,
+                total: verdict.total,
+                compared: before.is_some(),
+            })
+        } else {
+            Judged::OnlyOld(verdict.preexisting)
+        })
+    }
+
     /// The orphans on `touched` and their children.
-    pub fn check(
+    fn check(
         &mut self,
         conn: &Connection,
         touched: &BTreeSet<String>,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rusqlite::hooks::{AuthContext, Authorization};
 use rusqlite::Connection;
 
-use super::foreign_keys::{self, ForeignKeys};
+use super::foreign_keys::{self, ForeignKeys, Judged};
 use super::watch::Watch;
 use super::Cause;
 use crate::db::Schema;
@@ -213,27 +213,22 @@ impl<'c> Runner<'c> {
         let rows = self.conn.total_changes().saturating_sub(changes_before);
         if !section.options.foreign_keys {
             let (touched, altered) = self.watch.touched();
-            let found = self
+            let backup = run.backup.map(Path::new);
+            let judged = self
                 .foreign_keys
-                .check(self.conn, &touched, altered)
+                .judge(self.conn, &touched, altered, transactional, backup)
                 .map_err(|e| sql_err(first_line, e))?;
-            if !found.is_empty() {
-                let backup = run.backup.map(Path::new);
-                let before = found.before(self.conn, transactional, backup);
-                let verdict = found.since(before.as_ref());
-                if verdict.total > 0 {
+            match judged {
+                Judged::Clean => {}
+                Judged::Introduced(cause) => {
                     return Err(Failed {
                         line: first_line,
-                        cause: Cause::ForeignKeys {
-                            violations: verdict.violations,
-                            total: verdict.total,
-                            compared: before.is_some(),
-                        },
-                    });
+                        cause,
+                    })
                 }
-                obs.event(Event::Warning {
-                    message: &foreign_keys::left_alone(m, verdict.preexisting),
-                });
+                Judged::OnlyOld(n) => obs.event(Event::Warning {
+                    message: &foreign_keys::left_alone(m, n),
+                }),
             }
         }
         if !transactional {
