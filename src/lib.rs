@@ -36,10 +36,21 @@
 //! - `log`: `LogObserver`, the library's events as `log` records.
 //!
 //! The contract is SPEC.md; the README says what was chosen where it is silent.
+
 #![warn(missing_docs)]
 // Most commands (status, verify, restore, down, …) are reached only through
 // the command line: without it their code is compiled but unused.
 #![cfg_attr(not(feature = "cli"), allow(dead_code, unused_imports))]
+
+// Executable migrations run in their own Unix process group with the runner's
+// channel on an inherited descriptor, restores keep owners and modes, and the
+// backups folder is judged by its permission bits: none of it has a Windows
+// counterpart here yet, so say so at build time rather than at 2 a.m.
+#[cfg(not(unix))]
+compile_error!(
+    "backstop supports Unix (Linux, tested; macOS, untested) only for now: executable \
+     migrations, owner and mode keeping and the backups folder rules use Unix APIs"
+);
 
 mod adopt;
 mod api;
