@@ -1,18 +1,7 @@
 //! The one place that turns library errors into exit codes (the words of
 //! "what to do next" are `hint`'s).
 
-use crate::error::Error;
-
-/// SPEC "Exit codes".
-pub mod code {
-    pub const OK: i32 = 0;
-    pub const FAILED: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const REFUSED: i32 = 3;
-    pub const UNAVAILABLE: i32 = 4;
-    pub const BACKUP: i32 = 5;
-    pub const INTERRUPTED: i32 = 130;
-}
+use crate::error::{Error, ErrorKind};
 
 /// How a command ended, when that is not simply its error.
 #[derive(Debug)]
@@ -31,20 +20,20 @@ pub enum Exit {
 
 pub fn code(exit: &Exit) -> i32 {
     match exit {
-        Exit::Ok => code::OK,
-        Exit::Attention => code::REFUSED,
-        Exit::RehearsalFailed => code::FAILED,
+        Exit::Ok => 0,
+        Exit::Attention => ErrorKind::Refused.exit_code(),
+        Exit::RehearsalFailed => ErrorKind::Failed.exit_code(),
         Exit::Reported(e) => code_of(e),
-        Exit::Interrupted => code::INTERRUPTED,
+        Exit::Interrupted => ErrorKind::Interrupted.exit_code(),
     }
 }
 
 /// clap's own exits: 0 for `--help`/`--version`, 2 for usage errors.
 pub fn of_clap(e: &clap::Error) -> i32 {
     if e.use_stderr() {
-        code::USAGE
+        ErrorKind::Usage.exit_code()
     } else {
-        code::OK
+        0
     }
 }
 
