@@ -1,23 +1,21 @@
 //! Copying the live database into a temporary file, consistently beside other
 //! connections: a byte copy under SQLite's SHARED lock for rollback-journal
-//! databases, SQLite's online backup API for WAL ones (part of their content
-//! lives in the `-wal`). Verifying and publishing the copy are `verify` and
-//! `publish`'s.
+//! databases; for WAL ones a byte copy too when a read transaction's snapshot
+//! lies wholly in the main file (see `wal`), else SQLite's online backup API.
+//! Verifying and publishing the copy are `verify` and `publish`'s.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
-use sha2::{Digest, Sha256};
 
 use super::file::DbFile;
 use super::fingerprint::{self, Fingerprint};
+use super::stream::{copy_bytes, Header, Streamed};
 use super::verify::{open_backup, parallel_verify, quick_check};
-use super::{Held, Problem};
-use crate::checksum::hex;
+use super::wal::{self, Gate};
+use super::{mapped, Held, Problem};
 use crate::observe::{Event, Interrupt, Observer};
 
 /// What the copy found out on the way.
@@ -49,24 +47,36 @@ pub(super) fn copy_verified(
     if held == Held::Exclusive {
         return copy_under_callers_lock(db, to, obs);
     }
-    let src = Connection::open_with_flags(
+    // The checking VFS: quick_check runs on this connection, which holds the lock.
+    let src = mapped::open(
         db,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(Problem::Sqlite)?;
     crate::db::busy::install(&src, busy).map_err(Problem::Sqlite)?;
     load_extensions(&src, to.extensions)?;
+    let is_wal = fingerprint::is_wal(db);
+    // The bulk of the log goes to the main file before anyone is kept waiting.
+    let checkpointer = is_wal.then(|| wal::Checkpointer::open(db)).flatten();
+    if let Some(c) = &checkpointer {
+        c.checkpoint();
+    }
     // The state a WAL copy records must be the one it copies, never a newer
     // one: no commit may land between reading the log and taking the snapshot.
     let gate = match held {
-        Held::Nothing if fingerprint::is_wal(db) => Gate::close(db),
+        Held::Nothing if is_wal => Gate::close(db),
         // Rollback mode: the counter is read from the copied bytes themselves.
         _ => Gate::NotNeeded,
     };
+    // With commits kept out, a complete checkpoint now means the snapshot
+    // about to be taken lies wholly in the main file (see `wal`).
+    let in_main_file = gate.exact() && checkpointer.as_ref().is_some_and(|c| c.checkpoint());
+    drop(checkpointer);
     let before = fingerprint::read(db).ok();
     // One read transaction for the whole copy: a consistent snapshot, and
     // writers cannot change what it reads (rollback mode: SHARED keeps them
-    // from committing; WAL: the snapshot stays while they append).
+    // from committing; WAL: the snapshot stays while they append, and no
+    // checkpoint may write past it into the main file).
     src.execute_batch("BEGIN").map_err(Problem::Sqlite)?;
     src.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
         .map_err(Problem::Sqlite)?;
@@ -76,34 +86,43 @@ pub(super) fn copy_verified(
     let journal_mode: String = src
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .map_err(Problem::Sqlite)?;
-    if journal_mode.eq_ignore_ascii_case("wal") {
-        backup_api(&src, to, obs)?;
-        drop(src);
-        let (sha256, size) = parallel_verify(to.tmp, to.extensions, to.interrupt)?;
-        Ok(Copied {
-            size,
-            sha256,
-            journal_mode,
-            change_counter: None,
-            fingerprint: if exact {
-                before
-            } else {
-                before.map(fingerprint::one_commit_back)
-            },
-        })
-    } else {
+    if !journal_mode.eq_ignore_ascii_case("wal") {
         // (A hot journal left by a crash was rolled back when the command
         // opened the database.)
         let mtime = std::fs::metadata(db).ok();
-        let (sha256, size, counter) = copy_locked(src, db, to, obs)?;
-        Ok(Copied {
-            size,
-            sha256,
+        let s = copy_locked(src, db, Header::AsIs, None, to, obs)?;
+        return Ok(Copied {
+            size: s.size,
+            sha256: s.sha256,
             journal_mode,
-            change_counter: counter,
-            fingerprint: counter.map(|c| rollback_fingerprint(c, size, mtime)),
-        })
+            change_counter: s.change_counter,
+            fingerprint: s
+                .change_counter
+                .map(|c| rollback_fingerprint(c, s.size, mtime)),
+        });
     }
+    let fingerprint = if exact {
+        before
+    } else {
+        before.map(fingerprint::one_commit_back)
+    };
+    let (size, sha256) = if in_main_file {
+        let len = wal::snapshot_len(&src).map_err(Problem::Sqlite)?;
+        let s = copy_locked(src, db, Header::RollbackJournal, Some(len), to, obs)?;
+        (s.size, s.sha256)
+    } else {
+        backup_api(&src, to, obs)?;
+        drop(src);
+        let (sha256, size) = parallel_verify(to.tmp, to.extensions, to.interrupt)?;
+        (size, sha256)
+    };
+    Ok(Copied {
+        size,
+        sha256,
+        journal_mode,
+        change_counter: None,
+        fingerprint,
+    })
 }
 
 /// The configured extensions on a checking connection (see `Request::extensions`).
@@ -117,53 +136,6 @@ pub(super) fn load_extensions(
             Some(e.to_string()),
         ))
     })
-}
-
-/// Keeps other connections from committing while a WAL copy records the
-/// log and takes its snapshot. A writer appends a commit's frames to the
-/// `-wal` before it publishes them in the wal-index (wal.c), so without the
-/// write lock the log can hold one commit the snapshot does not: a backup
-/// that said "this is the state" while missing it would let a later restore
-/// undo that commit in silence.
-enum Gate {
-    /// The caller holds the write lock, or the database is not in WAL mode.
-    NotNeeded,
-    /// This connection holds it until dropped (rolled back: it writes nothing).
-    Closed(Connection),
-    /// Not possible (read-only file, a long transaction of the app's).
-    Open,
-}
-
-impl Gate {
-    fn close(db: &Path) -> Gate {
-        let conn = match Connection::open_with_flags(
-            db,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        ) {
-            Ok(c) => c,
-            Err(_) => return Gate::Open,
-        };
-        // Not worth waiting long for: without it the record steps back a commit.
-        let ok = conn.busy_timeout(Duration::from_millis(250)).is_ok()
-            && conn.execute_batch("BEGIN IMMEDIATE").is_ok();
-        if ok {
-            Gate::Closed(conn)
-        } else {
-            Gate::Open
-        }
-    }
-
-    fn exact(&self) -> bool {
-        !matches!(self, Gate::Open)
-    }
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        if let Gate::Closed(conn) = self {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-    }
 }
 
 /// The fingerprint of a rollback-journal database whose bytes were just copied
@@ -191,17 +163,19 @@ fn copy_under_callers_lock(
     obs: &mut dyn Observer,
 ) -> Result<Copied, Problem> {
     let mtime = std::fs::metadata(db).ok();
-    let (sha256, size, counter) = copy_bytes(db, to, obs)?;
+    let s = copy_bytes(DbFile::open(db)?, Header::AsIs, to, obs)?;
     let conn = open_backup(to.tmp)?;
     load_extensions(&conn, to.extensions)?;
     to.interrupt.stop_on(&conn);
     quick_check(&conn, to.tmp).map_err(|p| interrupted_or(p, to.interrupt))?;
     Ok(Copied {
-        size,
-        sha256,
+        size: s.size,
+        sha256: s.sha256,
         journal_mode: "delete".into(),
-        change_counter: counter,
-        fingerprint: counter.map(|c| rollback_fingerprint(c, size, mtime)),
+        change_counter: s.change_counter,
+        fingerprint: s
+            .change_counter
+            .map(|c| rollback_fingerprint(c, s.size, mtime)),
     })
 }
 
@@ -214,29 +188,31 @@ pub(super) fn interrupted_or(p: Problem, interrupt: &Interrupt) -> Problem {
     }
 }
 
-pub(super) const CHUNK: usize = 4 << 20;
-
-/// A chunk of bytes lent to the hashing thread. The lender waits for the
-/// thread's acknowledgement before the bytes are released or reused.
-struct Lent(*const u8, usize);
-
-// SAFETY: the bytes are only read, and the lender keeps them alive and
-// unchanged until the borrower acknowledges (see `copy_bytes`).
-unsafe impl Send for Lent {}
-
-/// Copies `db` while `locked` holds the SHARED lock, with quick_check on the
-/// locked connection on a thread of its own, so the data is read once.
+/// Copies `db` while `locked` holds its read lock (at most `len` bytes, when
+/// given), with quick_check on the locked connection on a thread of its own:
+/// the check reads the same snapshot the copy does, from the page cache.
 fn copy_locked(
     locked: Connection,
     db: &Path,
+    header: Header,
+    len: Option<u64>,
     to: &Target<'_>,
     obs: &mut dyn Observer,
-) -> Result<(String, u64, Option<u32>), Problem> {
+) -> Result<Streamed, Problem> {
+    let mut input = DbFile::open(db)?;
+    if let Some(len) = len {
+        if !input.truncate_to(len) {
+            return Err(Problem::Check {
+                path: db.to_path_buf(),
+                detail: format!("the file is shorter than its {len} bytes of pages"),
+            });
+        }
+    }
     to.interrupt.stop_on(&locked);
     std::thread::scope(|scope| {
         // The connection comes back with the result: the lock must outlive the copy.
         let check = scope.spawn(move || (quick_check(&locked, db), locked));
-        let copied = copy_bytes(db, to, obs);
+        let copied = copy_bytes(input, header, to, obs);
         let (checked, locked) = check.join().map_err(|_| Problem::Check {
             path: db.to_path_buf(),
             detail: "quick_check thread failed".into(),
@@ -246,94 +222,6 @@ fn copy_locked(
         checked.map_err(|p| interrupted_or(p, to.interrupt))?;
         Ok(copied)
     })
-}
-
-/// Copies the bytes of `db` to the temporary file: chunks written straight
-/// from SQLite's memory map of the file where it has one, SHA-256 of the same
-/// chunks on a second thread. Returns the hash, the size and the header's
-/// change counter. Stops between chunks on Ctrl-C.
-fn copy_bytes(
-    db: &Path,
-    to: &Target<'_>,
-    obs: &mut dyn Observer,
-) -> Result<(String, u64, Option<u32>), Problem> {
-    let mut out = to.out;
-    std::thread::scope(|scope| {
-        let (lend, borrowed) = mpsc::sync_channel::<Lent>(0);
-        let (ack, acked) = mpsc::sync_channel::<()>(1);
-        let hasher = scope.spawn(move || {
-            let mut h = Sha256::new();
-            for Lent(p, n) in borrowed {
-                // SAFETY: see `Lent`: valid and unchanged until the ack below.
-                h.update(unsafe { std::slice::from_raw_parts(p, n) });
-                if ack.send(()).is_err() {
-                    break;
-                }
-            }
-            hex(&h.finalize())
-        });
-        let copy = (|| -> Result<(u64, Option<u32>), Problem> {
-            let io = |source| Problem::Io {
-                path: to.tmp.to_path_buf(),
-                source,
-            };
-            // Not `File::open(db)`: closing our own descriptor of the database
-            // would drop the locks this process holds on it (see `DbFile`).
-            let mut input = DbFile::open(db)?;
-            let total = input.size;
-            let mut counter = None;
-            let mut buf = Vec::new();
-            let mut done = 0u64;
-            loop {
-                if to.interrupt.is_set() {
-                    return Err(Problem::Interrupted);
-                }
-                let n = input.next_chunk(CHUNK, &mut buf, |bytes| {
-                    if done == 0 && bytes.len() >= 28 {
-                        counter = Some(u32::from_be_bytes([
-                            bytes[24], bytes[25], bytes[26], bytes[27],
-                        ]));
-                    }
-                    let lent = lend.send(Lent(bytes.as_ptr(), bytes.len())).is_ok();
-                    let written = out.write_all(bytes);
-                    // The bytes go away when this returns: wait for the hash.
-                    if lent && acked.recv().is_err() {
-                        return Err(io::Error::other("the hashing thread stopped"));
-                    }
-                    written
-                });
-                let n = n.map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                done += n as u64;
-                obs.event(Event::BackupProgress { done, total });
-            }
-            out.sync_all().map_err(io)?;
-            // An empty file is an empty database: counter 0.
-            Ok((done, counter.or((done == 0).then_some(0))))
-        })();
-        drop(lend);
-        let sha = hasher.join().map_err(|_| Problem::Check {
-            path: to.tmp.to_path_buf(),
-            detail: "hashing thread failed".into(),
-        })?;
-        let (size, counter) = copy?;
-        Ok((sha, size, counter))
-    })
-}
-
-pub(super) fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Pages per backup step: a few MiB between progress events and Ctrl-C checks.

@@ -1,12 +1,12 @@
 //! Reading the live database file for a backup without a descriptor of our
-//! own (see `DbFile`), from SQLite's memory map where it has one.
+//! own (see `DbFile`).
 
 use std::io::{self, Read};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::copy::read_full;
 use super::Problem;
 
 /// The live database file, read through the file handle of a dedicated
@@ -24,96 +24,22 @@ pub(super) struct DbFile {
     // SQLite, which defers the close while this process holds locks.
     _conn: Connection,
     file: *mut rusqlite::ffi::sqlite3_file,
+    /// SQLite's descriptor of the file, when it could be confirmed (`unix_fd`).
+    fd: Option<RawFd>,
     pub(super) size: u64,
     offset: u64,
 }
 
 impl DbFile {
-    /// Hands the next chunk of at most `max` bytes to `use_bytes`: straight from
-    /// SQLite's memory map of the file when it has one, else read into `buf`.
-    /// Returns the chunk's length, 0 at the end.
-    pub(super) fn next_chunk(
-        &mut self,
-        max: usize,
-        buf: &mut Vec<u8>,
-        mut use_bytes: impl FnMut(&[u8]) -> io::Result<()>,
-    ) -> io::Result<usize> {
-        let n = (self.size.saturating_sub(self.offset)).min(max as u64) as usize;
-        if n == 0 {
-            return Ok(0);
-        }
-        if let Some(ptr) = self.fetch(n) {
-            // SAFETY: SQLite's xFetch returned a pointer to `n` readable bytes of
-            // its read-only shared mapping; it stays valid until xUnfetch below.
-            let bytes = unsafe { std::slice::from_raw_parts(ptr, n) };
-            let result = use_bytes(bytes);
-            self.unfetch(ptr, n);
-            result?;
-            self.offset += n as u64;
-            return Ok(n);
-        }
-        buf.resize(n, 0);
-        let got = read_full(self, &mut buf[..n])?;
-        use_bytes(&buf[..got])?;
-        Ok(got)
-    }
-
-    /// A pointer into SQLite's memory map for `n` bytes at the current offset.
-    fn fetch(&mut self, n: usize) -> Option<*const u8> {
-        let n_int = std::os::raw::c_int::try_from(n).ok()?;
-        let mut p: *mut std::os::raw::c_void = std::ptr::null_mut();
-        // SAFETY: `file` and its methods are valid while `_conn` is open; xFetch
-        // exists from io-methods version 3 on, which is checked first.
-        let rc = unsafe {
-            let methods = &*(*self.file).pMethods;
-            match (methods.iVersion >= 3, methods.xFetch) {
-                (true, Some(x_fetch)) => x_fetch(self.file, self.offset as i64, n_int, &mut p),
-                _ => return None,
-            }
-        };
-        (rc == rusqlite::ffi::SQLITE_OK && !p.is_null()).then_some(p as *const u8)
-    }
-
-    /// Releases a chunk from `fetch`, its pages dropped from this process's
-    /// page tables first (see `drop_pages`).
-    fn unfetch(&mut self, p: *const u8, n: usize) {
-        drop_pages(p, n);
-        // SAFETY: `p`/`n` came from `fetch` at this offset, and the file's
-        // methods are valid while `_conn` is open.
-        unsafe {
-            let methods = &*(*self.file).pMethods;
-            if let Some(x_unfetch) = methods.xUnfetch {
-                x_unfetch(
-                    self.file,
-                    self.offset as i64,
-                    p as *mut std::os::raw::c_void,
-                );
-            }
-        }
-    }
-
-    /// For a whole copy: SQLite maps the file (up to its 2 GiB limit) so chunks
-    /// can be written and hashed without first copying them into a buffer.
+    /// Opens `db` through a read-only connection that reads nothing and takes
+    /// no lock by itself: the caller's lock is what keeps the bytes still.
     pub(super) fn open(db: &Path) -> Result<DbFile, Problem> {
-        DbFile::open_with(db, true)
-    }
-
-    /// For a few bytes (the header): no mapping.
-    pub(super) fn open_unmapped(db: &Path) -> Result<DbFile, Problem> {
-        DbFile::open_with(db, false)
-    }
-
-    fn open_with(db: &Path, mapped: bool) -> Result<DbFile, Problem> {
         use rusqlite::ffi;
         let conn = Connection::open_with_flags(
             db,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(Problem::Sqlite)?;
-        if mapped {
-            // A setting only: takes no lock and reads nothing.
-            let _ = conn.execute_batch("PRAGMA mmap_size = 2147418112");
-        }
         let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
         // SAFETY: SQLITE_FCNTL_FILE_POINTER stores the main database's
         // `sqlite3_file*` (owned by `conn`, opened when `conn` was) into `file`.
@@ -146,12 +72,37 @@ impl DbFile {
                 Some(format!("cannot read the size of {}", db.display())),
             )));
         }
+        // SAFETY: `file` is the live sqlite3_file of `conn`, opened by the unix VFS.
+        let fd = unsafe { unix_fd(file, db) };
         Ok(DbFile {
             _conn: conn,
             file,
+            fd,
             size: size.max(0) as u64,
             offset: 0,
         })
+    }
+}
+
+impl DbFile {
+    /// SQLite's descriptor of the file, for the kernel to copy from and the
+    /// hasher to map: borrowed, never closed (see `DbFile`).
+    pub(super) fn fd(&self) -> Option<BorrowedFd<'_>> {
+        // SAFETY: the descriptor stays open while `_conn` is, which `self` owns.
+        self.fd.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+
+    /// Where the next read starts.
+    pub(super) fn seek_to(&mut self, offset: u64) {
+        self.offset = offset;
+    }
+
+    /// Reads only the first `len` bytes (a WAL database's file can hold pages
+    /// past the end of the snapshot being copied). False when it is shorter.
+    pub(super) fn truncate_to(&mut self, len: u64) -> bool {
+        let fits = len <= self.size;
+        self.size = self.size.min(len);
+        fits
     }
 }
 
@@ -184,21 +135,32 @@ impl Read for DbFile {
     }
 }
 
-/// Drops the pages of a mapped chunk from this process's page tables (they
-/// stay in the OS page cache), so resident memory does not grow with the file.
-#[cfg(unix)]
-fn drop_pages(p: *const u8, n: usize) {
-    let page = rustix::param::page_size();
-    let start = (p as usize) & !(page - 1);
-    let len = (p as usize + n) - start;
-    // SAFETY: the range lies within SQLite's read-only shared mapping of the
-    // file (rounded down to its page); MADV_DONTNEED on such a mapping only
-    // unmaps pages, it cannot lose data.
-    unsafe {
-        libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
-    }
+/// The start of `unixFile` (os_unix.c): its methods, its VFS, its inode, and
+/// then `h`, the descriptor.
+#[repr(C)]
+struct UnixFilePrefix {
+    methods: *const std::ffi::c_void,
+    vfs: *const std::ffi::c_void,
+    inode: *const std::ffi::c_void,
+    h: std::ffi::c_int,
 }
 
-/// Elsewhere the mapping is left to the OS.
-#[cfg(not(unix))]
-fn drop_pages(_p: *const u8, _n: usize) {}
+/// The descriptor of a file the unix VFS opened, read from the head of its
+/// `unixFile`, and trusted only when fstat says it is open on `path` (same
+/// device and inode). SQLite has no call that hands it out.
+///
+/// # Safety
+/// `file` points to a live `sqlite3_file` opened by the unix VFS.
+pub(super) unsafe fn unix_fd(
+    file: *const rusqlite::ffi::sqlite3_file,
+    path: &Path,
+) -> Option<RawFd> {
+    use std::os::unix::fs::MetadataExt;
+    let h = (*file.cast::<UnixFilePrefix>()).h;
+    if h < 0 {
+        return None;
+    }
+    let st = rustix::fs::fstat(BorrowedFd::borrow_raw(h)).ok()?;
+    let meta = std::fs::metadata(path).ok()?;
+    (st.st_dev == meta.dev() && st.st_ino == meta.ino()).then_some(h)
+}

@@ -29,8 +29,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::copy::read_full;
 use super::file::DbFile;
+use super::stream::read_full;
 
 /// The state of a database file that tells later whether it was written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +96,7 @@ impl Since {
 /// The first bytes of the main file, through SQLite's file handle.
 fn header(db: &Path) -> io::Result<([u8; 28], usize)> {
     let mut header = [0u8; 28];
-    let mut file = DbFile::open_unmapped(db).map_err(|p| io::Error::other(p.to_string()))?;
+    let mut file = DbFile::open(db).map_err(|p| io::Error::other(p.to_string()))?;
     let n = read_full(&mut file, &mut header)?;
     Ok((header, n))
 }

@@ -2,24 +2,30 @@
 //! mode, written under a temporary name, fsynced, checked with `quick_check`,
 //! hashed, and only then given their final name beside a manifest.
 //!
-//! Rollback-journal databases are copied byte for byte while a read transaction
-//! holds SQLite's SHARED lock (no writer can change the file meanwhile), hashing
-//! on a second thread and running `quick_check` on the same locked file in
-//! parallel, so the data is read once at copy speed. WAL databases go through
-//! SQLite's online backup API, since part of their content lives in the `-wal`.
-//! Each manifest records the file's `fingerprint`, so `restore` can later say
-//! whether the database was written after the backup.
+//! The data is read once, at copy speed (issue 14): the file is copied byte
+//! for byte while a read transaction keeps it still (`copy`, `stream`), hashed
+//! on a second thread, and `quick_check` runs on that same locked connection
+//! on a third, through a memory map that keeps resident memory flat
+//! (`mapped`). Rollback-journal databases are always copied so; WAL ones when
+//! a checkpoint leaves the whole snapshot in the main file (`wal`), else
+//! through SQLite's online backup API. Each manifest records the file's
+//! `fingerprint`, so `restore` can later say whether the database was written
+//! after the backup.
 
 mod copy;
 mod file;
 pub mod fingerprint;
 mod folder;
 mod manifest;
+mod map;
+mod mapped;
 mod publish;
 mod retention;
 mod space;
+mod stream;
 mod temporary;
 mod verify;
+mod wal;
 
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use super::copy::{interrupted_or, read_full, CHUNK};
+use super::copy::interrupted_or;
 use super::manifest::{self, Manifest};
+use super::stream::{read_full, CHUNK};
 use super::{list, Listed, Problem};
 use crate::checksum::hex;
 use crate::observe::{Check, Event, Interrupt, Observer};
@@ -75,14 +76,16 @@ pub fn hash_file(path: &Path, interrupt: &Interrupt) -> Result<(String, u64), Pr
 }
 
 /// Opens a backup file without locks or journals, so reading it never writes
-/// beside it (`immutable=1`: nothing else changes a finished backup).
+/// beside it (`immutable=1`: nothing else changes a finished backup), through
+/// the checking VFS (`mapped`).
 pub fn open_backup(path: &Path) -> Result<Connection, Problem> {
     let abs = fs::canonicalize(path).map_err(|source| Problem::Io {
         path: path.to_path_buf(),
         source,
     })?;
     let uri = format!("file:{}?immutable=1", uri_path(&abs));
-    Connection::open_with_flags(
+    // Read through the checking VFS: quick_check at memory-map speed.
+    super::mapped::open(
         uri,
         OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI

@@ -437,9 +437,10 @@ fn label_slug_listing_newest_first_and_damage_shows_in_backups_json() {
     s.run(&["backups"]).code(0).stdout_has("DAMAGED");
 }
 
-#[test]
-fn wal_backup_holds_rows_that_live_only_in_the_wal() {
-    let s = Sandbox::new();
+/// A WAL database whose table `t` holds `n` rows that live only in the -wal
+/// (checked), through the returned writer, which keeps the log from being
+/// checkpointed at close.
+fn wal_rows_only_in_the_log(s: &Sandbox, prefix: &str, n: u32) -> Connection {
     let db = s.db();
     let writer = Connection::open(&db).unwrap();
     let mode: String = writer
@@ -447,64 +448,120 @@ fn wal_backup_holds_rows_that_live_only_in_the_wal() {
         .unwrap();
     assert_eq!(mode, "wal");
     writer
-        .execute_batch(
+        .execute_batch(&format!(
             "PRAGMA wal_autocheckpoint = 0;
-             CREATE TABLE t (x TEXT);
-             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 100)
-             INSERT INTO t SELECT 'wal-only-' || i FROM c;",
-        )
+             CREATE TABLE IF NOT EXISTS t (x TEXT);
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {n})
+             INSERT INTO t SELECT '{prefix}' || i FROM c;"
+        ))
         .unwrap();
     // Precondition: the rows are in the -wal, not in the main file.
-    let marker = b"wal-only-";
     let contains = |p: &Path| {
         std::fs::read(p)
-            .map(|b| b.windows(marker.len()).any(|w| w == marker))
+            .map(|b| b.windows(prefix.len()).any(|w| w == prefix.as_bytes()))
             .unwrap_or(false)
     };
     let mut wal = db.clone().into_os_string();
     wal.push("-wal");
     assert!(contains(Path::new(&wal)) && !contains(&db));
+    writer
+}
 
-    // A second writer with an open, uncommitted transaction.
-    let busy = Connection::open(&db).unwrap();
-    busy.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES ('uncommitted');")
-        .unwrap();
-
-    s.run(&["backup"]).code(0);
+/// The one backup's count of `t` rows starting with `prefix`, after checking
+/// that it stands on its own: rollback-journal header, no -wal beside it, the
+/// manifest's hash.
+fn backed_up_rows(s: &Sandbox, prefix: &str) -> i64 {
     let backups = s.backups();
     assert_eq!(backups.len(), 1, "{}", s.listing());
-    let conn = open_ro(&backups[0]);
-    let n: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM t WHERE x LIKE 'wal-only-%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(n, 100, "committed WAL rows missing from the backup");
-    let u: i64 = conn
-        .query_row("SELECT count(*) FROM t WHERE x = 'uncommitted'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(u, 0, "uncommitted row in the backup");
-    drop(conn);
-    // The backup stands on its own: rollback-journal header, no -wal beside it.
     let header = std::fs::read(&backups[0]).unwrap();
     assert_eq!((header[18], header[19]), (1, 1), "backup left in WAL mode");
-    let mut bwal = backups[0].clone().into_os_string();
-    bwal.push("-wal");
-    assert!(!Path::new(&bwal).exists());
     assert_eq!(
         manifest(&backups[0])["sha256"].as_str(),
         Some(file_hash(&backups[0]).as_str())
     );
+    let conn = open_ro(&backups[0]);
+    let n = conn
+        .query_row(
+            "SELECT count(*) FROM t WHERE x LIKE ? || '%'",
+            [prefix],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    drop(conn);
+    let mut bwal = backups[0].clone().into_os_string();
+    bwal.push("-wal");
+    assert!(!Path::new(&bwal).exists());
+    n
+}
 
+#[test]
+fn wal_backup_holds_rows_that_live_only_in_the_wal() {
+    // Quiet database: the log is checkpointed and the main file copied byte
+    // for byte (issue 14).
+    let s = Sandbox::new();
+    let writer = wal_rows_only_in_the_log(&s, "wal-only-", 100);
+    s.run(&["backup"]).code(0);
+    assert_eq!(backed_up_rows(&s, "wal-only-"), 100);
+    let n: i64 = writer
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 100, "the live database lost rows");
+}
+
+#[test]
+fn wal_backup_beside_an_open_write_transaction_holds_the_committed_rows_only() {
+    // The write lock cannot be had: the backup API copies the snapshot.
+    let s = Sandbox::new();
+    let writer = wal_rows_only_in_the_log(&s, "wal-only-", 100);
+    let busy = Connection::open(s.db()).unwrap();
+    busy.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES ('uncommitted');")
+        .unwrap();
+    s.run(&["backup"]).code(0);
+    assert_eq!(
+        backed_up_rows(&s, "wal-only-"),
+        100,
+        "committed WAL rows missing"
+    );
+    assert_eq!(
+        backed_up_rows(&s, "uncommitted"),
+        0,
+        "uncommitted row in the backup"
+    );
     busy.execute_batch("COMMIT").unwrap();
     let n: i64 = writer
         .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 101, "the live database lost rows");
+}
+
+#[test]
+fn wal_backup_beside_a_reader_on_an_older_snapshot_holds_the_newer_commits() {
+    // The app's reader keeps the checkpoint from moving the newer frames into
+    // the main file: a byte copy of it would miss them.
+    let s = Sandbox::new();
+    let writer = wal_rows_only_in_the_log(&s, "first-", 50);
+    let reader = Connection::open(s.db()).unwrap();
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM t;")
+        .unwrap();
+    writer
+        .execute_batch(
+            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 70)
+             INSERT INTO t SELECT 'second-' || i FROM c;",
+        )
+        .unwrap();
+    s.run(&["backup"]).code(0);
+    assert_eq!(backed_up_rows(&s, "first-"), 50);
+    assert_eq!(
+        backed_up_rows(&s, "second-"),
+        70,
+        "commits past the reader's snapshot missing"
+    );
+    reader.execute_batch("COMMIT").unwrap();
 }
 
 // ----------------------------------------------------------------- restore
