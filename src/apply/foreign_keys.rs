@@ -205,8 +205,11 @@ fn orphans(conn: &Connection, tables: BTreeSet<&String>) -> rusqlite::Result<Orp
         tables: tables.iter().map(|t| t.to_string()).collect(),
         rows: HashMap::new(),
     };
+    if tables.is_empty() {
+        return Ok(found);
+    }
     let mut stmt =
-        conn.prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check(?1)")?;
+        conn.prepare_cached("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check(?1)")?;
     for table in tables {
         let mut rows = stmt.query([table])?;
         while let Some(row) = rows.next()? {
@@ -239,7 +242,8 @@ fn parents_by_child(conn: &Connection) -> rusqlite::Result<HashMap<String, Vec<S
 }
 
 fn parents_of(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT lower(\"table\") FROM pragma_foreign_key_list(?1)")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT lower(\"table\") FROM pragma_foreign_key_list(?1)")?;
     let rows = stmt.query_map([table], |r| r.get::<_, String>(0))?;
     rows.collect()
 }

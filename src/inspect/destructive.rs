@@ -293,7 +293,7 @@ fn tables(conn: &Connection, only: Option<&BTreeSet<String>>) -> Columns {
         }
         return out;
     };
-    let Ok(mut stmt) = conn.prepare("SELECT name FROM pragma_table_info(?1)") else {
+    let Ok(mut stmt) = conn.prepare_cached("SELECT name FROM pragma_table_info(?1)") else {
         return out;
     };
     for table in only {
@@ -310,12 +310,9 @@ fn tables(conn: &Connection, only: Option<&BTreeSet<String>>) -> Columns {
 }
 
 fn is_table(conn: &Connection, name: &str) -> bool {
-    conn.query_row(
-        "SELECT count(*) FROM pragma_table_list(?1) WHERE type = 'table'",
-        [name],
-        |r| r.get::<_, i64>(0),
-    )
-    .is_ok_and(|n| n > 0)
+    conn.prepare_cached("SELECT count(*) FROM pragma_table_list(?1) WHERE type = 'table'")
+        .and_then(|mut stmt| stmt.query_row([name], |r| r.get::<_, i64>(0)))
+        .is_ok_and(|n| n > 0)
 }
 
 /// VM steps after which counting what a DELETE matches is given up: a count
