@@ -8,7 +8,7 @@ group's baseline, and peak RSS (GNU time). Usage:
 
     cargo build --release && python3 bench/bench.py              # every group, 1 GiB
     python3 bench/bench.py --only backup,wal --mib 256 --runs 3   # quicker
-    python3 bench/bench.py --only scale --scale-gib 10            # the 10 GiB run
+    python3 bench/bench.py --only scale --scale-gib 10 --workdir /var/tmp/bb   # 10 GiB, kept
 
 Groups: backup (rollback journal), wal (WAL, with frames in the -wal), writer (WAL
 beside a writer committing every 3 ms), apply (1,000 small migrations), one (one
@@ -390,13 +390,19 @@ def main():
     ap.add_argument("--bigfile-mib", type=int, default=100)
     ap.add_argument("--scale-gib", type=int, default=10)
     ap.add_argument("--keep-workdir", action="store_true")
+    ap.add_argument("--workdir", help="use (and keep) this folder: its big databases are made once "
+                                      "and reused by later runs, which saves minutes at 10 GiB")
     args = ap.parse_args()
     if not os.path.exists(BIN):
         sys.exit("build first: cargo build --release")
     if shutil.which("sqlite3") is None:
         sys.exit("the baselines need the sqlite3 shell: apt-get install sqlite3")
     groups = set(args.only.split(","))
-    work = tempfile.mkdtemp(prefix="backstop-bench-", dir=os.environ.get("BENCH_DIR"))
+    if args.workdir:
+        os.makedirs(args.workdir, exist_ok=True)
+        work = args.workdir
+    else:
+        work = tempfile.mkdtemp(prefix="backstop-bench-", dir=os.environ.get("BENCH_DIR"))
     print(f"backstop {subprocess.run([BIN, '--version'], capture_output=True, text=True).stdout.strip()}, "
           f"{os.cpu_count()} cores, work folder {work}")
     try:
@@ -413,7 +419,7 @@ def main():
             if name in groups:
                 fn()
     finally:
-        if args.keep_workdir:
+        if args.keep_workdir or args.workdir:
             print(f"work folder kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)

@@ -81,7 +81,15 @@ fn execute_within(
     // Before any lock: a missing Python, or a `.py` file it cannot compile,
     // is refused here (issue 12).
     let launch = Launch::prepare(settings, steps)?;
-    let destructive = confirm(path, existing, steps, &settings.extensions, obs, interrupt)?;
+    let destructive = confirm(
+        path,
+        job,
+        existing,
+        steps,
+        &settings.extensions,
+        obs,
+        interrupt,
+    )?;
     let access = if job.create {
         Access::Create
     } else {
@@ -132,17 +140,39 @@ fn execute_within(
     }
 }
 
+/// Whether the tracking table no longer holds what the plan was made on
+/// (another run applied or reverted migrations since).
+pub(crate) fn moved_on(
+    conn: &Connection,
+    layout: Layout,
+    planned_on: &[history::AppliedRow],
+) -> bool {
+    history::applied(conn, layout).map_or(true, |now| now != planned_on)
+}
+
 /// Before any lock: what the steps drop or delete, confirmed by the observer
 /// (the user, on a terminal). Refused or transaction-hostile steps stop here.
 fn confirm(
     path: &Path,
+    job: &Job<'_>,
     existing: Option<db::Opened>,
     steps: &[(&Migration, &Section)],
     extensions: &[std::path::PathBuf],
     obs: &mut dyn Observer,
     interrupt: &Interrupt,
 ) -> Result<Vec<inspect::Destructive>> {
-    let findings = inspect::inspect(existing.as_ref().map(|o| &o.conn), steps, extensions)?;
+    let real = existing.as_ref().map(|o| &o.conn);
+    let findings = match inspect::inspect(real, steps, extensions) {
+        Ok(f) => f,
+        // The schema was read after the plan: another run that applied some
+        // of these migrations in between makes them look wrong. Plan again.
+        Err(_) if real.is_some_and(|c| moved_on(c, job.layout, job.planned_on)) => {
+            return Err(Error::Raced {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(e),
+    };
     drop(existing);
     if !findings.destructive.is_empty() {
         obs.event(Event::Destructive {

@@ -117,6 +117,15 @@ fn up_once(
         _ => None,
     };
     if let (Some(drift), false) = (&drift, opts.accept_drift) {
+        // Another run's migrations, committed after the plan was read, are no
+        // drift: plan again.
+        if let Some(o) = &existing {
+            if execute::moved_on(&o.conn, project.source.layout, &project.rows) {
+                return Err(Error::Raced {
+                    path: settings.database.clone(),
+                });
+            }
+        }
         return Err(Error::Drift {
             path: settings.database.clone(),
             drift: drift.clone(),

@@ -160,7 +160,10 @@ pub(super) unsafe fn unix_fd(
     if h < 0 {
         return None;
     }
-    let st = rustix::fs::fstat(BorrowedFd::borrow_raw(h)).ok()?;
+    use std::os::fd::FromRawFd;
+    // A `File` that is never dropped, so the descriptor is never closed.
+    let open = std::mem::ManuallyDrop::new(std::fs::File::from_raw_fd(h));
+    let st = open.metadata().ok()?;
     let meta = std::fs::metadata(path).ok()?;
-    (st.st_dev == meta.dev() && st.st_ino == meta.ino()).then_some(h)
+    (st.dev() == meta.dev() && st.ino() == meta.ino()).then_some(h)
 }

@@ -39,10 +39,6 @@ impl Map {
         if p == libc::MAP_FAILED {
             return None;
         }
-        // SAFETY: advice on the mapping just made.
-        unsafe {
-            libc::madvise(p, len, libc::MADV_NOHUGEPAGE);
-        }
         Some(Map { ptr: p.cast(), len })
     }
 

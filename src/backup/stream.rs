@@ -276,6 +276,7 @@ impl Copier<'_, '_> {
 }
 
 /// `n` bytes at `offset` of `from` to the same offset of `to`, in the kernel.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn kernel_copy(from: BorrowedFd<'_>, to: &File, offset: u64, n: usize) -> io::Result<()> {
     let (mut src, mut dst) = (offset, offset);
     let end = offset + n as u64;
@@ -289,6 +290,12 @@ fn kernel_copy(from: BorrowedFd<'_>, to: &File, offset: u64, n: usize) -> io::Re
         }
     }
     Ok(())
+}
+
+/// Elsewhere (macOS has no `copy_file_range`) the buffered route copies.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn kernel_copy(_from: BorrowedFd<'_>, _to: &File, _offset: u64, _n: usize) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
 /// Errors that mean "copy it yourself" rather than "the copy failed".
