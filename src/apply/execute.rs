@@ -12,7 +12,9 @@ use rusqlite::Connection;
 
 use super::failure::Watcher;
 use super::launch::Launch;
+use super::preflight::confirm;
 use super::runner::{fk_pragma, Failed, RunRecord, Runner, Step};
+use super::session::Session;
 use super::step::{First, Stepper};
 use super::{python, Applied, Cause, RunFailure};
 use crate::backup::{self, BackupInfo};
@@ -137,106 +139,6 @@ fn execute_within(
             Err(Error::Migration(failure))
         }
         Err(e) => Err(e),
-    }
-}
-
-/// Whether the tracking table no longer holds what the plan was made on
-/// (another run applied or reverted migrations since).
-pub(crate) fn moved_on(
-    conn: &Connection,
-    layout: Layout,
-    planned_on: &[history::AppliedRow],
-) -> bool {
-    history::applied(conn, layout).map_or(true, |now| now != planned_on)
-}
-
-/// Before any lock: what the steps drop or delete, confirmed by the observer
-/// (the user, on a terminal). Refused or transaction-hostile steps stop here.
-fn confirm(
-    path: &Path,
-    job: &Job<'_>,
-    existing: Option<db::Opened>,
-    steps: &[(&Migration, &Section)],
-    extensions: &[std::path::PathBuf],
-    obs: &mut dyn Observer,
-    interrupt: &Interrupt,
-) -> Result<Vec<inspect::Destructive>> {
-    let real = existing.as_ref().map(|o| &o.conn);
-    let findings = match inspect::inspect(real, steps, extensions) {
-        Ok(f) => f,
-        // The schema was read after the plan: another run that applied some
-        // of these migrations in between makes them look wrong. Plan again.
-        Err(_) if real.is_some_and(|c| moved_on(c, job.layout, job.planned_on)) => {
-            return Err(Error::Raced {
-                path: path.to_path_buf(),
-            })
-        }
-        Err(e) => return Err(e),
-    };
-    drop(existing);
-    if !findings.destructive.is_empty() {
-        obs.event(Event::Destructive {
-            items: &findings.destructive,
-        });
-        // Only a question when something of the user's could be lost.
-        let at_stake = findings
-            .destructive
-            .iter()
-            .any(inspect::Destructive::at_stake);
-        if at_stake && !obs.confirm_destructive(&findings.destructive) {
-            return Err(Error::Declined {
-                what: format!(
-                    "running migrations that drop or delete data in {}",
-                    path.display()
-                ),
-            });
-        }
-    }
-    if interrupt.is_set() {
-        return Err(Error::Interrupted);
-    }
-    obs.event(Event::PlanReady {
-        pending: steps.len(),
-    });
-    Ok(findings.destructive)
-}
-
-/// The connection's foreign-key setting and transaction, put right on every
-/// way out (SPEC "pitfalls": the previous setting is restored on every exit
-/// path), including a `?` in the middle of a run.
-struct Session<'c> {
-    conn: &'c Connection,
-    path: &'c Path,
-    fk_before: bool,
-}
-
-impl<'c> Session<'c> {
-    fn new(conn: &'c Connection, path: &'c Path) -> Result<Session<'c>> {
-        let fk_before = conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get::<_, i64>(0))
-            .map_err(|e| Error::from_sqlite(path, e))?
-            != 0;
-        Ok(Session {
-            conn,
-            path,
-            fk_before,
-        })
-    }
-
-    fn sql(&self, s: &str) -> Result<()> {
-        self.conn
-            .execute_batch(s)
-            .map_err(|e| Error::from_sqlite(self.path, e))
-    }
-}
-
-impl Drop for Session<'_> {
-    fn drop(&mut self) {
-        if !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-        // Outside a transaction, where SQLite honours it.
-        let _ = self.conn.execute_batch(fk_pragma(self.fk_before));
     }
 }
 

@@ -20,9 +20,11 @@ mod execute;
 mod failure;
 mod foreign_keys;
 mod launch;
+mod preflight;
 mod python;
 mod runner;
 mod scripts;
+mod session;
 mod step;
 mod watch;
 
@@ -120,7 +122,7 @@ fn up_once(
         // Another run's migrations, committed after the plan was read, are no
         // drift: plan again.
         if let Some(o) = &existing {
-            if execute::moved_on(&o.conn, project.source.layout, &project.rows) {
+            if preflight::moved_on(&o.conn, project.source.layout, &project.rows) {
                 return Err(Error::Raced {
                     path: settings.database.clone(),
                 });

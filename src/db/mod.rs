@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub(crate) use schema::is_table;
 pub use schema::{Drift, Schema};
 
 use crate::error::{Error, Result};

@@ -107,6 +107,35 @@ fn normalize_sql(sql: &str) -> String {
     out
 }
 
+/// Whether any attached schema has a table (not a view) named `name`
+/// (case-insensitive, as SQLite's names are), by SQLite's own
+/// lookup: `pragma_table_list(name)` and `sqlite_schema` scan every table, and
+/// asked once per migration over a thousand migrations that is quadratic.
+pub(crate) fn is_table(conn: &Connection, name: &str) -> bool {
+    use rusqlite::ffi;
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: the handle is open for as long as `conn` is borrowed; the names
+    // are NUL-terminated and outlive the call; a null schema searches them all,
+    // a null column name asks only
+    // whether the table exists, and every out-pointer may be null.
+    let rc = unsafe {
+        ffi::sqlite3_table_column_metadata(
+            conn.handle(),
+            std::ptr::null(),
+            name.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    rc == ffi::SQLITE_OK
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +155,15 @@ mod tests {
         let (sa, sb) = (Schema::read(&a).unwrap(), Schema::read(&b).unwrap());
         assert_ne!(sa.hash(), sb.hash());
         assert_eq!(sa.drift(&sb).appeared, vec!["index i".to_string()]);
+    }
+
+    #[test]
+    fn is_table_knows_tables_from_views_and_ignores_case() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE Users(x); CREATE VIEW v AS SELECT x FROM Users;")
+            .unwrap();
+        assert!(is_table(&c, "Users") && is_table(&c, "users"));
+        assert!(!is_table(&c, "v"), "a view is not a table");
+        assert!(!is_table(&c, "missing") && !is_table(&c, "nul\0name"));
     }
 }

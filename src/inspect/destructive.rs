@@ -310,9 +310,7 @@ fn tables(conn: &Connection, only: Option<&BTreeSet<String>>) -> Columns {
 }
 
 fn is_table(conn: &Connection, name: &str) -> bool {
-    conn.prepare_cached("SELECT count(*) FROM pragma_table_list(?1) WHERE type = 'table'")
-        .and_then(|mut stmt| stmt.query_row([name], |r| r.get::<_, i64>(0)))
-        .is_ok_and(|n| n > 0)
+    crate::db::is_table(conn, name)
 }
 
 /// VM steps after which counting what a DELETE matches is given up: a count
