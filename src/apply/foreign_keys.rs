@@ -134,12 +134,11 @@ impl ForeignKeys {
     pub fn judge(
         &mut self,
         conn: &Connection,
-        touched: &BTreeSet<String>,
-        altered: bool,
+        touched: Touched<'_>,
         transactional: bool,
         backup: Option<&Path>,
     ) -> rusqlite::Result<Judged> {
-        let found = self.check(conn, touched, altered)?;
+        let found = self.check(conn, touched)?;
         if found.is_empty() {
             return Ok(Judged::Clean);
         }
@@ -157,12 +156,12 @@ impl ForeignKeys {
     }
 
     /// The orphans on `touched` and their children.
-    fn check(
-        &mut self,
-        conn: &Connection,
-        touched: &BTreeSet<String>,
-        altered: bool,
-    ) -> rusqlite::Result<Orphans> {
+    fn check(&mut self, conn: &Connection, touched: Touched<'_>) -> rusqlite::Result<Orphans> {
+        let Touched {
+            tables: touched,
+            altered,
+            references,
+        } = touched;
         if touched.is_empty() {
             return Ok(Orphans::default());
         }
@@ -171,6 +170,11 @@ impl ForeignKeys {
         match &mut self.graph {
             Some(graph) if !altered => {
                 for t in touched {
+                    // Without REFERENCES in the section, a table that had no
+                    // foreign keys has none now either: nothing to ask.
+                    if !references && !graph.contains_key(t) {
+                        continue;
+                    }
                     graph.remove(t);
                     let ps = parents_of(conn, t)?;
                     if !ps.is_empty() {
@@ -187,6 +191,28 @@ impl ForeignKeys {
             }
         }
         orphans(conn, check)
+    }
+}
+
+/// What a section changed, as far as foreign keys go.
+#[derive(Clone, Copy)]
+pub(super) struct Touched<'a> {
+    /// The tables it wrote or created (lowercase).
+    pub tables: &'a BTreeSet<String>,
+    /// It altered a table (a rename rewrites other tables' references).
+    pub altered: bool,
+    /// Its text says REFERENCES somewhere (comments and strings included):
+    /// the only way a table gains a foreign key.
+    pub references: bool,
+}
+
+impl Touched<'_> {
+    /// Whether `text` says REFERENCES, in any case, without copying it (a
+    /// migration may be a hundred megabytes).
+    pub fn mentions_references(text: &str) -> bool {
+        text.as_bytes()
+            .windows(b"references".len())
+            .any(|w| w.eq_ignore_ascii_case(b"references"))
     }
 }
 
@@ -246,4 +272,20 @@ fn parents_of(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
         conn.prepare_cached("SELECT lower(\"table\") FROM pragma_foreign_key_list(?1)")?;
     let rows = stmt.query_map([table], |r| r.get::<_, String>(0))?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Touched;
+
+    #[test]
+    fn references_is_found_in_any_case_and_nowhere_else() {
+        assert!(Touched::mentions_references("a INTEGER REFERENCES p(id)"));
+        assert!(Touched::mentions_references("x int references p"));
+        assert!(Touched::mentions_references("-- ReFeReNcEs in a comment"));
+        assert!(!Touched::mentions_references(
+            "CREATE TABLE t (x); -- refer ences"
+        ));
+        assert!(!Touched::mentions_references("referenc"));
+    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rusqlite::hooks::{AuthContext, Authorization};
 use rusqlite::Connection;
 
-use super::foreign_keys::{self, ForeignKeys, Judged};
+use super::foreign_keys::{self, ForeignKeys, Judged, Touched};
 use super::watch::Watch;
 use super::Cause;
 use crate::db::Schema;
@@ -216,7 +216,16 @@ impl<'c> Runner<'c> {
             let backup = run.backup.map(Path::new);
             let judged = self
                 .foreign_keys
-                .judge(self.conn, &touched, altered, transactional, backup)
+                .judge(
+                    self.conn,
+                    Touched {
+                        tables: &touched,
+                        altered,
+                        references: Touched::mentions_references(&section.text),
+                    },
+                    transactional,
+                    backup,
+                )
                 .map_err(|e| sql_err(first_line, e))?;
             match judged {
                 Judged::Clean => {}

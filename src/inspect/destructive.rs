@@ -189,15 +189,24 @@ impl Tables {
         let mut out = Vec::new();
         let before = subset(&self.known, &seen.touched);
         // A rename gives a table a name the authorizer does not report: re-read all.
-        let after = if seen.altered {
-            tables(scratch, None)
-        } else {
-            tables(scratch, Some(&seen.touched))
-        };
         let rows = |t: &str| real.and_then(|c| count(c, t));
         // A table the database does not have yet was made by this run: nothing
         // of the user's is in it. A new database has nothing to lose at all.
         let existed = |t: &str| real.is_some_and(|c| is_table(c, t));
+        // Only the user's tables are followed: every use of `known` below
+        // asks `existed` too, and a thousand new tables would otherwise cost
+        // a thousand column reads.
+        let refresh: BTreeSet<String> = seen
+            .touched
+            .iter()
+            .filter(|t| existed(t))
+            .cloned()
+            .collect();
+        let after = if seen.altered {
+            tables(scratch, None)
+        } else {
+            tables(scratch, Some(&refresh))
+        };
         for t in seen.dropped.iter().filter(|t| existed(t)) {
             let key = t.to_lowercase();
             match (before.get(&key), after.get(&key)) {
@@ -253,7 +262,7 @@ impl Tables {
         if seen.altered {
             self.known = after;
         } else {
-            for t in &seen.touched {
+            for t in &refresh {
                 match after.get(t) {
                     Some(cols) => self.known.insert(t.clone(), cols.clone()),
                     None => self.known.remove(t),

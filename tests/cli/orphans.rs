@@ -133,3 +133,28 @@ fn a_python_module_is_judged_by_the_orphans_it_made() {
     assert!(!out.stderr.contains("rowid 12"), "{}", out.stderr);
     assert_eq!(s.applied(), vec![1, 2]);
 }
+
+#[test]
+fn a_table_that_gains_a_foreign_key_in_a_later_migration_is_checked_in_it() {
+    // Migration 1 makes `item` without foreign keys, so the check stops
+    // asking about it while nothing says REFERENCES (issue 14); migration 2
+    // makes it anew with one, and an orphan, in the same run.
+    let s = Sandbox::new();
+    s.migration(
+        "1_items.sql",
+        "-- migrate:up\nCREATE TABLE owner (id INTEGER PRIMARY KEY);\n\
+         CREATE TABLE item (id INTEGER PRIMARY KEY);\n\
+         INSERT INTO owner VALUES (1);\nINSERT INTO item VALUES (5);\n",
+    )
+    .migration(
+        "2_owned.sql",
+        "-- migrate:up\nDROP TABLE item;\n\
+         CREATE TABLE item (id INTEGER PRIMARY KEY, owner_id INTEGER REFERENCES owner(id));\n\
+         INSERT INTO item VALUES (5, 42);\n",
+    );
+    s.run(&["up", "--yes"])
+        .code(1)
+        .stderr_has("left 1 row(s) whose parent is missing")
+        .stderr_has("item rowid 5");
+    assert_eq!(s.applied(), vec![1]);
+}
