@@ -91,15 +91,7 @@ pub(super) fn copy_verified(
         // opened the database.)
         let mtime = std::fs::metadata(db).ok();
         let s = copy_locked(src, db, Header::AsIs, None, to, obs)?;
-        return Ok(Copied {
-            size: s.size,
-            sha256: s.sha256,
-            journal_mode,
-            change_counter: s.change_counter,
-            fingerprint: s
-                .change_counter
-                .map(|c| rollback_fingerprint(c, s.size, mtime)),
-        });
+        return Ok(Copied::rollback(s, journal_mode, mtime));
     }
     let fingerprint = if exact {
         before
@@ -138,6 +130,22 @@ pub(super) fn load_extensions(
     })
 }
 
+impl Copied {
+    /// A rollback-journal database copied byte for byte under a lock: its
+    /// fingerprint is the change counter of the copied bytes.
+    fn rollback(s: Streamed, journal_mode: String, mtime: Option<std::fs::Metadata>) -> Copied {
+        Copied {
+            fingerprint: s
+                .change_counter
+                .map(|c| rollback_fingerprint(c, s.size, mtime)),
+            size: s.size,
+            sha256: s.sha256,
+            journal_mode,
+            change_counter: s.change_counter,
+        }
+    }
+}
+
 /// The fingerprint of a rollback-journal database whose bytes were just copied
 /// under a lock: the counter from those bytes.
 fn rollback_fingerprint(counter: u32, size: u64, meta: Option<std::fs::Metadata>) -> Fingerprint {
@@ -168,15 +176,7 @@ fn copy_under_callers_lock(
     load_extensions(&conn, to.extensions)?;
     to.interrupt.stop_on(&conn);
     quick_check(&conn, to.tmp).map_err(|p| interrupted_or(p, to.interrupt))?;
-    Ok(Copied {
-        size: s.size,
-        sha256: s.sha256,
-        journal_mode: "delete".into(),
-        change_counter: s.change_counter,
-        fingerprint: s
-            .change_counter
-            .map(|c| rollback_fingerprint(c, s.size, mtime)),
-    })
+    Ok(Copied::rollback(s, "delete".into(), mtime))
 }
 
 /// A check stopped by Ctrl-C fails as an interruption, not as damage.

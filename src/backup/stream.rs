@@ -54,7 +54,13 @@ pub(super) enum Header {
 
 /// A chunk for the hasher: where it is in the source map, or its bytes.
 enum Piece {
-    Mapped { offset: usize, len: usize },
+    /// `head`, when given, stands for the chunk's first bytes: the copy's
+    /// rewritten header (see `Copier::patch_copied_header`).
+    Mapped {
+        offset: usize,
+        len: usize,
+        head: Option<Vec<u8>>,
+    },
     Read(Vec<u8>),
 }
 
@@ -95,7 +101,7 @@ fn copy_with(
         let (send, pieces) = mpsc::sync_channel::<Piece>(BUFFERS);
         let (give_back, returned) = mpsc::channel::<Vec<u8>>();
         let map = map.as_ref();
-        let hasher = scope.spawn(move || hash(pieces, map, header, give_back));
+        let hasher = scope.spawn(move || hash(pieces, map, give_back));
         let copied = Copier {
             to,
             header,
@@ -122,22 +128,19 @@ fn copy_with(
 fn hash(
     pieces: mpsc::Receiver<Piece>,
     map: Option<&Map>,
-    header: Header,
     give_back: mpsc::Sender<Vec<u8>>,
 ) -> String {
     let mut h = Sha256::new();
     for piece in pieces {
         match (piece, map) {
-            (Piece::Mapped { offset, len }, Some(map)) => {
+            (Piece::Mapped { offset, len, head }, Some(map)) => {
                 let bytes = map.bytes(offset, len);
-                if offset == 0 {
-                    // The copy's header may differ from the source's.
-                    let mut head = bytes[..bytes.len().min(100)].to_vec();
-                    first_chunk(&mut head, header);
-                    h.update(&head);
-                    h.update(&bytes[head.len()..]);
-                } else {
-                    h.update(bytes);
+                match head {
+                    Some(head) => {
+                        h.update(&head);
+                        h.update(&bytes[head.len().min(bytes.len())..]);
+                    }
+                    None => h.update(bytes),
                 }
                 map.drop_pages(offset, offset + len);
             }
@@ -184,12 +187,14 @@ impl Copier<'_, '_> {
             let piece = match (kernel, input.fd(), self.map) {
                 (true, Some(fd), Some(map)) => match kernel_copy(fd, out, done, n) {
                     Ok(()) => {
+                        let mut head = None;
                         if done == 0 {
-                            counter = self.patch_copied_header(map)?;
+                            (counter, head) = self.patch_copied_header(map)?;
                         }
                         Some(Piece::Mapped {
                             offset: done as usize,
                             len: n,
+                            head,
                         })
                     }
                     Err(e) if unsupported(&e) => {
@@ -223,14 +228,17 @@ impl Copier<'_, '_> {
     }
 
     /// After the kernel copied the first chunk: the header rewritten in the
-    /// copy where `header` says so; returns the change counter.
-    fn patch_copied_header(&self, map: &Map) -> Result<Option<u32>, Problem> {
-        let mut head = map.bytes(0, 100).to_vec();
+    /// copy where `header` says so. Returns the change counter, and the
+    /// rewritten bytes for the hasher when they differ from the source's.
+    fn patch_copied_header(&self, map: &Map) -> Result<(Option<u32>, Option<Vec<u8>>), Problem> {
+        let source = map.bytes(0, 100);
+        let mut head = source.to_vec();
         let counter = first_chunk(&mut head, self.header);
-        if head[..] != *map.bytes(0, 100) {
-            self.to.out.write_all_at(&head, 0).map_err(|e| self.io(e))?;
+        if head == source {
+            return Ok((counter, None));
         }
-        Ok(counter)
+        self.to.out.write_all_at(&head, 0).map_err(|e| self.io(e))?;
+        Ok((counter, Some(head)))
     }
 
     /// The buffered path: `n` bytes at `offset` read through SQLite's file

@@ -448,13 +448,9 @@ fn wal_rows_only_in_the_log(s: &Sandbox, prefix: &str, n: u32) -> Connection {
         .unwrap();
     assert_eq!(mode, "wal");
     writer
-        .execute_batch(&format!(
-            "PRAGMA wal_autocheckpoint = 0;
-             CREATE TABLE IF NOT EXISTS t (x TEXT);
-             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {n})
-             INSERT INTO t SELECT '{prefix}' || i FROM c;"
-        ))
+        .execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE IF NOT EXISTS t (x TEXT);")
         .unwrap();
+    add_rows(&writer, prefix, n);
     // Precondition: the rows are in the -wal, not in the main file.
     let contains = |p: &Path| {
         std::fs::read(p)
@@ -465,6 +461,21 @@ fn wal_rows_only_in_the_log(s: &Sandbox, prefix: &str, n: u32) -> Connection {
     wal.push("-wal");
     assert!(contains(Path::new(&wal)) && !contains(&db));
     writer
+}
+
+/// Commits `n` rows `prefix1`, `prefix2`, … into `t`.
+fn add_rows(conn: &Connection, prefix: &str, n: u32) {
+    conn.execute_batch(&format!(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {n})
+         INSERT INTO t SELECT '{prefix}' || i FROM c;"
+    ))
+    .unwrap();
+}
+
+/// Rows of `t` in the live database, through the app's connection.
+fn live_rows(conn: &Connection) -> i64 {
+    conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap()
 }
 
 /// The one backup's count of `t` rows starting with `prefix`, after checking
@@ -506,10 +517,7 @@ fn wal_backup_holds_rows_that_live_only_in_the_wal() {
     let writer = wal_rows_only_in_the_log(&s, "wal-only-", 100);
     s.run(&["backup"]).code(0);
     assert_eq!(backed_up_rows(&s, "wal-only-"), 100);
-    let n: i64 = writer
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(n, 100, "the live database lost rows");
+    assert_eq!(live_rows(&writer), 100, "the live database lost rows");
 }
 
 #[test]
@@ -532,10 +540,7 @@ fn wal_backup_beside_an_open_write_transaction_holds_the_committed_rows_only() {
         "uncommitted row in the backup"
     );
     busy.execute_batch("COMMIT").unwrap();
-    let n: i64 = writer
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(n, 101, "the live database lost rows");
+    assert_eq!(live_rows(&writer), 101, "the live database lost rows");
 }
 
 #[test]
@@ -548,12 +553,7 @@ fn wal_backup_beside_a_reader_on_an_older_snapshot_holds_the_newer_commits() {
     reader
         .execute_batch("BEGIN; SELECT count(*) FROM t;")
         .unwrap();
-    writer
-        .execute_batch(
-            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 70)
-             INSERT INTO t SELECT 'second-' || i FROM c;",
-        )
-        .unwrap();
+    add_rows(&writer, "second-", 70);
     s.run(&["backup"]).code(0);
     assert_eq!(backed_up_rows(&s, "first-"), 50);
     assert_eq!(
