@@ -5,6 +5,7 @@
 
 mod action;
 mod destructive;
+mod reach;
 mod replay;
 mod scratch;
 
@@ -19,6 +20,7 @@ pub use replay::{check_schema, Mismatch};
 use crate::error::{Error, Result};
 use crate::migration::{Migration, Section};
 use destructive::{Seen, Tables};
+use reach::Reach;
 use scratch::Scratch;
 
 /// What the inspection found for the whole plan.
@@ -40,11 +42,38 @@ pub fn inspect(
     steps: &[(&Migration, &Section)],
     extensions: &[PathBuf],
 ) -> Result<Findings> {
-    let (scratch, mut complete) = Scratch::new(real, extensions)?;
-    let scratch = scratch.refusing();
+    let reach = Reach::of(steps.iter().map(|(_, s)| s.text.as_str()));
+    inspect_within(real, steps, extensions, &reach)
+}
+
+/// `inspect` on a copy pruned to what the plan can reach (`reach`). That finds
+/// what the whole schema would, and may be stricter: broken objects the plan
+/// never names (a view on a dropped table) make replays fail on the whole
+/// schema, which then stops refusing. So a refusal is only ever made on the
+/// whole schema.
+fn inspect_within(
+    real: Option<&Connection>,
+    steps: &[(&Migration, &Section)],
+    extensions: &[PathBuf],
+    reach: &Reach,
+) -> Result<Findings> {
+    follow(real, steps, extensions, Some(reach)).or_else(|_| follow(real, steps, extensions, None))
+}
+
+fn follow(
+    real: Option<&Connection>,
+    steps: &[(&Migration, &Section)],
+    extensions: &[PathBuf],
+    reach: Option<&Reach>,
+) -> Result<Findings> {
+    let (scratch, mut complete) = Scratch::new(real, extensions, reach)?;
+    let mut scratch = scratch.refusing();
     let mut tables = Tables::new(&scratch.conn);
     let mut destructive = Vec::new();
-    for &(m, section) in steps {
+    for (step, &(m, section)) in steps.iter().enumerate() {
+        if let Some(reach) = reach {
+            scratch.prune(reach, step);
+        }
         if m.is_executable() {
             // A module or script (issue 12) is not SQL to follow; what it does
             // to the schema is known only when it runs, so later sections are
@@ -78,3 +107,6 @@ pub fn inspect(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod prune_tests;

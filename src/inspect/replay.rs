@@ -73,7 +73,7 @@ pub fn check_schema(
     ignored: &[&str],
 ) -> Result<()> {
     let sqlite = |e| Error::from_sqlite(database, e);
-    let (scratch, _) = Scratch::new(None, extensions)?;
+    let (scratch, _) = Scratch::new(None, extensions, None)?;
     let mut made_by: BTreeMap<String, String> = BTreeMap::new();
     let mut unfollowed = Vec::new();
     let mut before = Schema::default();

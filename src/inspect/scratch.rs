@@ -11,6 +11,7 @@ use rusqlite::hooks::{AuthContext, Authorization};
 use rusqlite::Connection;
 
 use super::action::{is_vacuum, Action};
+use super::reach::{Object, Reach};
 use crate::error::{Error, Result};
 use crate::migration::Section;
 use crate::script::{PrepareError, Script};
@@ -18,7 +19,7 @@ use crate::script::{PrepareError, Script};
 /// The copy, with an authorizer that logs what each statement asks for.
 pub(super) struct Scratch {
     pub conn: Connection,
-    log: Arc<Mutex<Vec<Action>>>,
+    log: Log,
     /// Everything so far was followed on the copy, so it holds exactly the
     /// schema the real run will see: a statement that does not prepare here
     /// will not prepare there either (issue "No surprises": refused before
@@ -28,38 +29,82 @@ pub(super) struct Scratch {
     /// Preflight: refuse what does not prepare while the copy is exact. The
     /// schema check of `baseline`/`adopt` notes it instead (see `walk_noting`).
     refusing: bool,
+    extensions: Vec<PathBuf>,
+    /// Schema changes replayed since the copy was last pruned.
+    grown: Cell<usize>,
 }
+
+type Log = Arc<Mutex<Vec<Action>>>;
 
 impl Scratch {
     /// A copy of `real`'s schema (an empty one for a new database); the flag
     /// is false when some object could not be recreated there.
     /// `extensions` are loaded first: the copy must know their functions and
     /// modules (a `vec0` virtual table, a CHECK calling `vec_length`) to be
-    /// seeded and to follow the migrations (issue 11).
-    pub fn new(real: Option<&Connection>, extensions: &[PathBuf]) -> Result<(Scratch, bool)> {
-        let conn = Connection::open_in_memory().map_err(|e| Error::from_sqlite(":memory:", e))?;
-        crate::db::extensions::load(&conn, extensions)?;
+    /// seeded and to follow the migrations (issue 11). With `reach`, only what
+    /// the plan can reach is copied.
+    pub fn new(
+        real: Option<&Connection>,
+        extensions: &[PathBuf],
+        reach: Option<&Reach>,
+    ) -> Result<(Scratch, bool)> {
+        let log = Log::default();
+        let conn = open(extensions, &log)?;
         let complete = match real {
-            Some(real) => seed(real, &conn).unwrap_or(false),
+            Some(real) => main_objects(real)
+                .map(|objects| {
+                    let keep = reach.map(|r| r.reachable(&objects, 0));
+                    if keep.as_ref().is_some_and(|k| k.contains(&false)) {
+                        reach.inspect(|r| r.remade());
+                    }
+                    create(&conn, objects, keep)
+                })
+                .unwrap_or(false),
             None => true,
         };
-        let log: Arc<Mutex<Vec<Action>>> = Arc::default();
-        let sink = log.clone();
-        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-            if let Ok(mut l) = sink.lock() {
-                l.push(Action::from(&ctx).unwrap_or(Action::Other));
-            }
-            Authorization::Allow
-        }));
-        Ok((
-            Scratch {
-                conn,
-                log,
-                exact: Cell::new(complete),
-                refusing: false,
-            },
-            complete,
-        ))
+        let scratch = Scratch {
+            conn,
+            log,
+            exact: Cell::new(complete),
+            refusing: false,
+            extensions: extensions.to_vec(),
+            grown: Cell::new(0),
+        };
+        Ok((scratch, complete))
+    }
+
+    /// Before step `from`: once the copy has grown enough to be worth a look,
+    /// and when at least half of it is out of reach of steps `from..`, makes
+    /// the copy again with only what they can reach (see `reach`). It stays
+    /// exact for everything those steps can name. Temporary objects (rare in
+    /// migrations) keep the copy whole: their SQL does not say TEMP.
+    pub fn prune(&mut self, reach: &Reach, from: usize) {
+        if !reach.due(self.grown.get()) {
+            return;
+        }
+        self.grown.set(0);
+        let Ok(objects) = main_objects(&self.conn) else {
+            return;
+        };
+        let has_temp = self
+            .conn
+            .query_row("SELECT count(*) FROM temp.sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_or(true, |n| n > 0);
+        let keep = reach.reachable(&objects, from);
+        let kept = keep.iter().filter(|&&k| k).count();
+        if has_temp || 2 * kept > objects.len() {
+            // Remaking the copy would cost more than it saves.
+            return;
+        }
+        let Ok(fresh) = open(&self.extensions, &self.log) else {
+            return;
+        };
+        if create(&fresh, objects, Some(keep)) {
+            self.conn = fresh;
+            reach.remade();
+        }
     }
 
     /// The preflight's copy: a statement that does not prepare while the copy
@@ -147,11 +192,12 @@ impl Scratch {
             // empty copy does not stop the scan of the statements after it.
             let schema_change = actions.iter().any(Action::changes_schema);
             if hostile.is_none() && schema_change {
-                if let Err(message) = replay(scratch, &mut st) {
-                    stops.push(Stop {
+                match replay(scratch, &mut st) {
+                    Ok(()) => self.grown.set(self.grown.get() + 1),
+                    Err(message) => stops.push(Stop {
                         line: st.line,
                         message,
-                    });
+                    }),
                 }
             }
             // What an unreplayed ATTACH brings in is unknown to the copy.
@@ -225,18 +271,41 @@ fn replay(
     ran
 }
 
-/// Copies the real schema (no rows) into the scratch database. Returns false if
-/// some object could not be recreated there.
-fn seed(real: &Connection, scratch: &Connection) -> rusqlite::Result<bool> {
-    let mut stmt = real.prepare(
-        "SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL
+/// An empty in-memory database with `extensions` loaded and the authorizer
+/// logging into `log`.
+fn open(extensions: &[PathBuf], log: &Log) -> Result<Connection> {
+    let conn = Connection::open_in_memory().map_err(|e| Error::from_sqlite(":memory:", e))?;
+    crate::db::extensions::load(&conn, extensions)?;
+    let sink = log.clone();
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+        if let Ok(mut l) = sink.lock() {
+            l.push(Action::from(&ctx).unwrap_or(Action::Other));
+        }
+        Authorization::Allow
+    }));
+    Ok(conn)
+}
+
+/// The objects of `conn`'s main schema that can be made again from their
+/// SQL, in the order they were made.
+fn main_objects(conn: &Connection) -> rusqlite::Result<Vec<Object>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT type, name, tbl_name, sql, 0 FROM main.sqlite_schema WHERE sql IS NOT NULL
            AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
     )?;
-    let sqls: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let rows = stmt.query_map([], Object::read)?;
+    rows.collect()
+}
+
+/// Makes `objects` (those `keep` says, when given) in `scratch`, rows left
+/// out. False if some object could not be made there.
+fn create(scratch: &Connection, mut objects: Vec<Object>, keep: Option<Vec<bool>>) -> bool {
+    if let Some(keep) = keep {
+        let mut keep = keep.into_iter();
+        objects.retain(|_| keep.next().unwrap_or(true));
+    }
     let mut ok = true;
-    for sql in sqls {
+    for sql in objects.into_iter().filter_map(|o| o.sql) {
         if let Err(e) = scratch.execute_batch(&sql) {
             // Shadow tables of virtual tables are created by the table itself.
             if !e.to_string().contains("already exists") {
@@ -244,5 +313,5 @@ fn seed(real: &Connection, scratch: &Connection) -> rusqlite::Result<bool> {
             }
         }
     }
-    Ok(ok)
+    ok
 }
