@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::hooks::{AuthContext, Authorization};
 use rusqlite::Connection;
 
@@ -91,6 +92,11 @@ impl<'c> Runner<'c> {
         self.conn.progress_handler(0, None::<fn() -> bool>);
     }
 
+    /// BEGIN or COMMIT, prepared once for the whole run.
+    fn control(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([]).map(|_| ())
+    }
+
     fn interrupted(&self) -> bool {
         self.interrupt.is_set()
     }
@@ -116,13 +122,11 @@ impl<'c> Runner<'c> {
             let _ = self.conn.execute_batch("COMMIT");
         }
         if !lock_txn || !transactional {
-            self.conn
-                .execute_batch(fk_pragma(section.options.foreign_keys))
+            set_foreign_keys(self.conn, section.options.foreign_keys)
                 .map_err(|e| sql_err(section.first_line, e))?;
         }
         if !lock_txn && transactional {
-            self.conn
-                .execute_batch("BEGIN IMMEDIATE")
+            self.control("BEGIN IMMEDIATE")
                 .map_err(|e| sql_err(section.first_line, e))?;
         }
         let run_inserted_here = run.id.is_none();
@@ -260,9 +264,7 @@ impl<'c> Runner<'c> {
                     cause: Cause::Interrupted,
                 });
             }
-            self.conn
-                .execute_batch("COMMIT")
-                .map_err(|e| sql_err(first_line, e))?;
+            self.control("COMMIT").map_err(|e| sql_err(first_line, e))?;
         }
         Ok((duration, rows))
     }
@@ -400,12 +402,13 @@ impl Drop for Runner<'_> {
     }
 }
 
-pub(super) fn fk_pragma(on: bool) -> &'static str {
-    if on {
-        "PRAGMA foreign_keys = ON"
-    } else {
-        "PRAGMA foreign_keys = OFF"
-    }
+/// Foreign-key enforcement from the next transaction on: called between
+/// transactions only, where the PRAGMA would be honoured too.
+pub(super) fn set_foreign_keys(conn: &Connection, on: bool) -> rusqlite::Result<()> {
+    // The C API rather than the PRAGMA: nothing to prepare once per migration,
+    // and no prepared statement expired when the setting stays as it was.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, on)
+        .map(|_| ())
 }
 
 fn cause_of(e: &rusqlite::Error) -> Cause {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::runner::fk_pragma;
+use super::runner::set_foreign_keys;
 use crate::error::{Error, Result};
 
 /// The connection's foreign-key setting and transaction, put right on every
@@ -42,6 +42,6 @@ impl Drop for Session<'_> {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
         // Outside a transaction, where SQLite honours it.
-        let _ = self.conn.execute_batch(fk_pragma(self.fk_before));
+        let _ = set_foreign_keys(self.conn, self.fk_before);
     }
 }
