@@ -205,6 +205,10 @@ impl Progress<'_> {
     }
 
     fn statement_started(&self, migration: &crate::migration::Migration, line: usize, sql: &str) {
+        if self.ui.quiet {
+            // Nothing shows it (see `ticker`); a thousand statements need not pay.
+            return;
+        }
         let first = sql
             .lines()
             .map(str::trim)
@@ -232,6 +236,9 @@ impl Progress<'_> {
     ) {
         if let Some(o) = &self.overall {
             o.inc(1);
+        }
+        if self.ui.quiet {
+            return;
         }
         let lead = if self.multi.is_some() {
             style("✓").for_stderr().green().to_string()
