@@ -11,7 +11,7 @@
 //! either direction (a view and its tables, a foreign key's parent and child,
 //! a trigger and what it writes, an index and its table). Views and
 //! triggers, names that are not plain words, virtual tables and their shadow
-//! tables, SQLite's own tables and temporary objects are always kept. A refusal is never made on a pruned
+//! tables and SQLite's own tables are always kept. A refusal is never made on a pruned
 //! copy: `inspect` follows the plan again on the whole schema first.
 
 use std::cell::Cell;
@@ -112,11 +112,10 @@ impl Reach {
         let mut keep: Vec<bool> = objects
             .iter()
             .map(|o| {
-                o.temp
-                    // SQLite checks every view and trigger on each ALTER TABLE
-                    // RENAME or DROP COLUMN, even ones the plan never names
-                    // (one reading a table dropped long ago fails them all).
-                    || o.kind == "view"
+                // SQLite checks every view and trigger on each ALTER TABLE
+                // RENAME or DROP COLUMN, even ones the plan never names (one
+                // reading a table dropped long ago fails them all).
+                o.kind == "view"
                     || o.kind == "trigger"
                     || o.is_virtual()
                     || !is_plain(&o.name)
@@ -152,19 +151,16 @@ pub(super) struct Object {
     /// The table an index or trigger belongs to (the object itself otherwise).
     pub table: String,
     pub sql: Option<String>,
-    /// In the `temp` schema.
-    pub temp: bool,
 }
 
 impl Object {
-    /// From a row of `type, name, tbl_name, sql, temp`.
+    /// From a row of `type, name, tbl_name, sql`.
     pub fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Object> {
         Ok(Object {
             kind: r.get(0)?,
             name: r.get(1)?,
             table: r.get(2)?,
             sql: r.get(3)?,
-            temp: r.get(4)?,
         })
     }
 
@@ -253,7 +249,6 @@ mod tests {
             name: name.into(),
             table: table.into(),
             sql: Some(sql.into()),
-            temp: false,
         }
     }
 
@@ -346,20 +341,11 @@ mod tests {
                 "sqlite_stat1",
                 "CREATE TABLE sqlite_stat1(a)",
             ),
-            Object {
-                temp: true,
-                ..obj(
-                    "table",
-                    "scratch",
-                    "scratch",
-                    "CREATE TEMP TABLE scratch(x)",
-                )
-            },
             obj("table", "gone", "gone", "CREATE TABLE gone(x)"),
         ];
         assert_eq!(
             kept(&reach, &objects, 0),
-            ["my table", "docs", "docs_data", "sqlite_stat1", "scratch"]
+            ["my table", "docs", "docs_data", "sqlite_stat1"]
         );
     }
 

@@ -290,7 +290,7 @@ fn open(extensions: &[PathBuf], log: &Log) -> Result<Connection> {
 /// SQL, in the order they were made.
 fn main_objects(conn: &Connection) -> rusqlite::Result<Vec<Object>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT type, name, tbl_name, sql, 0 FROM main.sqlite_schema WHERE sql IS NOT NULL
+        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema WHERE sql IS NOT NULL
            AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
     )?;
     let rows = stmt.query_map([], Object::read)?;
