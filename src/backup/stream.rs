@@ -275,8 +275,13 @@ impl Copier<'_, '_> {
             return Ok(false);
         };
         let written = direct_write(file, map.bytes(offset as usize, n), offset);
-        if let Ok(false) = written {
-            self.direct = None;
+        match written {
+            // The write mapped the pages into this process; the hasher maps
+            // them again from the page cache, one chunk at a time, so memory
+            // stays flat however far the copy runs ahead of the hash.
+            Ok(true) => map.drop_pages(offset as usize, offset as usize + n),
+            Ok(false) => self.direct = None,
+            Err(_) => {}
         }
         written.map_err(|e| self.io(e))
     }
