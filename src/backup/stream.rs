@@ -216,7 +216,7 @@ impl Copier<'_, '_> {
             };
             let n = (total - done).min(chunk as u64) as usize;
             let piece = match (kernel, input.fd(), self.map) {
-                (true, _, Some(map)) if done > 0 && self.write_direct(map, done, n)? => {
+                (true, fd, Some(map)) if done > 0 && self.write_direct(map, fd, done, n)? => {
                     direct += n as u64;
                     Some(Piece::Mapped {
                         offset: done as usize,
@@ -270,10 +270,19 @@ impl Copier<'_, '_> {
     /// disk. False, and no more direct writes, when the filesystem refuses
     /// them or the range is not aligned as it needs (a tail of small pages):
     /// the chunk then takes the kernel route.
-    fn write_direct(&mut self, map: &Map, offset: u64, n: usize) -> Result<bool, Problem> {
+    fn write_direct(
+        &mut self,
+        map: &Map,
+        source: Option<BorrowedFd<'_>>,
+        offset: u64,
+        n: usize,
+    ) -> Result<bool, Problem> {
         let Some(file) = &self.direct else {
             return Ok(false);
         };
+        if let Some(fd) = source {
+            prefetch(fd, offset + n as u64, DIRECT_CHUNK as u64);
+        }
         let written = direct_write(file, map.bytes(offset as usize, n), offset);
         match written {
             // The write mapped the pages into this process; the hasher maps
@@ -358,6 +367,24 @@ fn open_direct(path: &Path) -> Option<File> {
 fn open_direct(_path: &Path) -> Option<File> {
     None
 }
+
+/// Starts reading `len` bytes of the source at `offset` into the page cache:
+/// a source that is not there yet is read while the chunk before is written
+/// (the write itself would fault it in page by page). Nothing is mapped, and
+/// pages already cached are left as they are.
+#[cfg(target_os = "linux")]
+fn prefetch(fd: BorrowedFd<'_>, offset: u64, len: u64) {
+    // A hint only: an error leaves the reading to the write.
+    let _ = rustix::fs::fadvise(
+        fd,
+        offset,
+        std::num::NonZeroU64::new(len),
+        rustix::fs::Advice::WillNeed,
+    );
+}
+
+#[cfg(not(target_os = "linux"))]
+fn prefetch(_fd: BorrowedFd<'_>, _offset: u64, _len: u64) {}
 
 /// `bytes` written at `offset` of a file opened by `open_direct`; false when
 /// refused for the way they lie (not aligned as the device needs, say), which
