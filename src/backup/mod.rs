@@ -19,6 +19,7 @@ mod folder;
 mod manifest;
 mod map;
 mod mapped;
+mod os_copy;
 mod publish;
 mod retention;
 mod space;

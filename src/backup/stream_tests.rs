@@ -30,7 +30,7 @@ fn source(dir: &std::path::Path, page_size: u32) -> std::path::PathBuf {
 fn takes_direct_writes(dir: &std::path::Path) -> bool {
     let probe = dir.join("probe");
     std::fs::write(&probe, b"").unwrap();
-    super::open_direct(&probe).is_some()
+    super::super::os_copy::open_direct(&probe).is_some()
 }
 
 fn copy_and_check(db: &std::path::Path, route: Route, header: Header) -> super::Streamed {
@@ -113,10 +113,10 @@ fn a_direct_write_refused_for_its_alignment_says_so_instead_of_failing() {
     let map = super::Map::new(input.fd().unwrap(), input.size).unwrap();
     let out = dir.path().join("copy");
     std::fs::write(&out, b"").unwrap();
-    let file = super::open_direct(&out).unwrap();
+    let file = super::super::os_copy::open_direct(&out).unwrap();
     // No device takes a write at byte 100 without the page cache.
-    assert!(!super::direct_write(&file, map.bytes(4096, 4096), 100).unwrap());
-    assert!(super::direct_write(&file, map.bytes(4096, 4096), 4096).unwrap());
+    assert!(!super::super::os_copy::direct_write(&file, map.bytes(4096, 4096), 100).unwrap());
+    assert!(super::super::os_copy::direct_write(&file, map.bytes(4096, 4096), 4096).unwrap());
     let copied = std::fs::read(&out).unwrap();
     assert_eq!(&copied[4096..8192], map.bytes(4096, 4096));
 }
