@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use super::failure::Watcher;
 use super::launch::Launch;
 use super::preflight::confirm;
-use super::runner::{set_foreign_keys, Failed, RunRecord, Runner, Step};
+use super::runner::{Failed, RunRecord, Runner, Step};
 use super::session::Session;
 use super::step::{First, Stepper};
 use super::{python, Applied, Cause, RunFailure};
@@ -174,7 +174,7 @@ fn lock_and_back_up(
         }
     } else {
         // Enforcement is decided before BEGIN: inside a transaction SQLite ignores it.
-        set_foreign_keys(conn, first.options.foreign_keys)
+        db::set_foreign_keys(conn, first.options.foreign_keys)
             .map_err(|e| Error::from_sqlite(path, e))?;
         session.sql("BEGIN IMMEDIATE")?;
         First::RustLock

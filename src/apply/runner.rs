@@ -6,14 +6,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rusqlite::config::DbConfig;
 use rusqlite::hooks::{AuthContext, Authorization};
 use rusqlite::Connection;
 
 use super::foreign_keys::{self, ForeignKeys, Judged, Touched};
 use super::watch::Watch;
 use super::Cause;
-use crate::db::Schema;
+use crate::db::{set_foreign_keys, Schema};
 use crate::history::{self, Outcome};
 use crate::migration::{Migration, Section, Version};
 use crate::observe::{Event, Interrupt, Observer};
@@ -400,15 +399,6 @@ impl Drop for Runner<'_> {
             .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
         self.conn.progress_handler(0, None::<fn() -> bool>);
     }
-}
-
-/// Foreign-key enforcement from the next transaction on: called between
-/// transactions only, where the PRAGMA would be honoured too.
-pub(super) fn set_foreign_keys(conn: &Connection, on: bool) -> rusqlite::Result<()> {
-    // The C API rather than the PRAGMA: nothing to prepare once per migration,
-    // and no prepared statement expired when the setting stays as it was.
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, on)
-        .map(|_| ())
 }
 
 fn cause_of(e: &rusqlite::Error) -> Cause {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::runner::set_foreign_keys;
+use crate::db::set_foreign_keys;
 use crate::error::{Error, Result};
 
 /// The connection's foreign-key setting and transaction, put right on every

@@ -205,6 +205,15 @@ pub struct Facts {
     pub page_count: i64,
 }
 
+/// Foreign-key enforcement from the next transaction on: called between
+/// transactions only, where the PRAGMA would be honoured too. The C API
+/// rather than the PRAGMA: nothing to prepare once per migration, and no
+/// prepared statement expired when the setting stays as it was.
+pub(crate) fn set_foreign_keys(conn: &Connection, on: bool) -> rusqlite::Result<()> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, on)
+        .map(|_| ())
+}
+
 pub fn facts(conn: &Connection, path: &Path) -> rusqlite::Result<Facts> {
     Ok(Facts {
         size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),

@@ -4,23 +4,12 @@ use proptest::prelude::*;
 use rusqlite::Connection;
 
 use super::*;
-use crate::migration::{Options, Version};
 
+/// A transactional migration, with foreign keys on in every other one.
 fn mig(v: u64, text: &str) -> Migration {
-    Migration::new(
-        Version::number(v, &v.to_string()),
-        "m".into(),
-        Section {
-            path: "m.sql".into(),
-            text: text.into(),
-            first_line: 1,
-            options: Options {
-                transaction: true,
-                foreign_keys: v % 2 == 0,
-            },
-        },
-        None,
-    )
+    let mut m = super::tests::mig(v, text, true);
+    m.up.options.foreign_keys = v % 2 == 0;
+    m
 }
 
 /// What a user sees of an inspection: the findings or the refusal.

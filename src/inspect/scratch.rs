@@ -124,11 +124,8 @@ impl Scratch {
     /// foreign keys by default, and with them on, a DELETE of a parent would
     /// show its children's cascade as deleted rows.
     pub fn foreign_keys(&self, on: bool) {
-        // As the runner sets it (nothing to prepare per section); the copy
-        // is never inside a transaction here.
-        let _ = self
-            .conn
-            .set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, on);
+        // The copy is never inside a transaction here.
+        let _ = crate::db::set_foreign_keys(&self.conn, on);
     }
 
     /// Runs `section` statement by statement on the scratch database, calling `each`

@@ -3,7 +3,7 @@ use super::*;
 use crate::migration::Options;
 use crate::migration::Version;
 
-fn mig(v: u64, text: &str, transaction: bool) -> Migration {
+pub(super) fn mig(v: u64, text: &str, transaction: bool) -> Migration {
     Migration::new(
         Version::number(v, &v.to_string()),
         "m".into(),
